@@ -1,0 +1,251 @@
+//! Pipeline files: TOML with `${VAR}` and `${VAR:-default}` taken from the environment, read
+//! into structs that deny unknown keys.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::IngestError;
+
+/// A pipeline: one register source into the lake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Name, used in logs and cursor ids.
+    pub name: String,
+    /// The register.
+    pub source: Source,
+    /// Where the tables go.
+    pub lake: LakeConfig,
+    /// Batching and concurrency.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+/// The population register source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `freg` (the only register this version follows).
+    pub register: String,
+    /// Scheme and host, e.g. `https://folkeregisteret.api.skatteetaten.no`.
+    pub base_url: String,
+    /// The rights package's path, e.g. `/folkeregisteret/offentlig-med-hjemmel/api`.
+    pub rights_package_path: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Tries of one request before the worker stops with the error.
+    #[serde(default = "default_tries")]
+    pub max_tries: usize,
+    /// Maskinporten, for the real register (absent: no token is sent).
+    pub maskinporten: Option<Maskinporten>,
+}
+
+/// Maskinporten JWT-bearer grant settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maskinporten {
+    /// Token endpoint, e.g. `https://maskinporten.no/token`.
+    pub token_url: String,
+    /// Audience of the assertion (Maskinporten's issuer, e.g. `https://maskinporten.no/`).
+    pub audience: String,
+    /// The integration's client id.
+    pub client_id: String,
+    /// Scope: the rights package, e.g. `folkeregister:deling/offentligmedhjemmel`.
+    pub scope: String,
+    /// PEM file with the RSA private key that signs the assertion.
+    pub key_file: PathBuf,
+    /// Key id registered with Maskinporten (`kid`), if the key is registered by id.
+    pub key_id: Option<String>,
+}
+
+impl std::fmt::Debug for Maskinporten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maskinporten")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("key_file", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The lake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// `file:///path` or `s3://bucket/prefix`; `regsync run --lake` overrides it.
+    pub url: String,
+}
+
+/// Batching and concurrency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Feed entries per lake commit, at most.
+    pub batch_events: usize,
+    /// Persons per lake commit while seeding from the bulk extract.
+    pub seed_batch_persons: usize,
+    /// Bulk lookups in flight at once.
+    pub fetch_concurrency: usize,
+    /// Wait between polls once the feed head is reached.
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { batch_events: 10_000, seed_batch_persons: 50_000, fetch_concurrency: 4, poll_interval: Duration::from_secs(2) }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_tries() -> usize {
+    12
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like \"5s\""))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    })
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` with values from `env`, outside comment lines.
+pub fn substitute(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            out.push_str(&substitute_line(line, &env)?);
+        }
+    }
+    Ok(out)
+}
+
+fn substitute_line(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[start..]))?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        match env(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("environment variable {name} is not set and has no default")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Pipeline {
+    /// Reads a pipeline file, substituting the process environment.
+    pub fn load(path: &Path) -> Result<Self, IngestError> {
+        let err = |reason: String| IngestError::Config { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text, |k| std::env::var(k).ok()).map_err(err)
+    }
+
+    /// Parses pipeline text with the given environment.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let text = substitute(text, env)?;
+        let pipeline: Self = toml::from_str(&text).map_err(|e| e.to_string().trim().to_owned())?;
+        pipeline.validate()?;
+        Ok(pipeline)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.source.register != "freg" {
+            return Err(format!("source.register: {:?} is not a register this version follows (freg)", self.source.register));
+        }
+        if !self.source.base_url.starts_with("http://") && !self.source.base_url.starts_with("https://") {
+            return Err(format!("source.base_url: {:?} is not an http(s) URL", self.source.base_url));
+        }
+        if !self.source.rights_package_path.starts_with('/') {
+            return Err("source.rights_package_path: must start with /".into());
+        }
+        let w = &self.worker;
+        if w.batch_events == 0 || w.seed_batch_persons == 0 || w.fetch_concurrency == 0 {
+            return Err("worker: batch_events, seed_batch_persons and fetch_concurrency must be above 0".into());
+        }
+        if self.source.max_tries == 0 {
+            return Err("source.max_tries: must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+name = "freg"
+[source]
+register = "freg"
+base_url = "${REGSYNC_FREG_URL:-http://127.0.0.1:8088}"
+rights_package_path = "/folkeregisteret/offentlig-med-hjemmel/api"
+request_timeout = "10s"
+[lake]
+url = "${LAKE}"
+[worker]
+batch_events = 100
+seed_batch_persons = 1000
+fetch_concurrency = 2
+poll_interval = "250ms"
+"#;
+
+    #[test]
+    fn substitutes_and_parses() {
+        let p = Pipeline::parse(FILE, |k| (k == "LAKE").then(|| "file:///tmp/lake".to_owned())).unwrap();
+        assert_eq!(p.source.base_url, "http://127.0.0.1:8088");
+        assert_eq!(p.lake.url, "file:///tmp/lake");
+        assert_eq!(p.worker.poll_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = Pipeline::parse(FILE, |_| None).unwrap_err();
+        assert!(err.contains("LAKE"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let bad = FILE.replace("fetch_concurrency = 2", "fetch_concurrency = 2\nfetch_concurency = 3");
+        let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
+        assert!(err.contains("fetch_concurency"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_named() {
+        let bad = FILE.replace("\"250ms\"", "\"soon\"");
+        let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
+        assert!(err.contains("soon"), "{err}");
+    }
+}

@@ -1,0 +1,85 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+pub use transform::ErrorKind;
+
+/// What went wrong in a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The pipeline file could not be read or is invalid.
+    #[error("pipeline file {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// A request to the register failed (after retries, for transient failures).
+    #[error("{source_name}: {method} {url}: {reason}")]
+    Request {
+        /// The register (`freg`).
+        source_name: &'static str,
+        /// HTTP method.
+        method: &'static str,
+        /// The URL, without credentials.
+        url: String,
+        /// HTTP status, if one came.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
+    },
+    /// The register's answer could not be read as a whole (not a single record's fault).
+    #[error("{source_name}: {url}: unreadable response: {reason}")]
+    Response {
+        /// The register.
+        source_name: &'static str,
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The feed cannot be continued from the lake's position.
+    #[error("{source_name}: feed position {sequence}: {reason}")]
+    Feed {
+        /// The register.
+        source_name: &'static str,
+        /// The position asked for.
+        sequence: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Getting a Maskinporten token failed.
+    #[error("maskinporten token from {token_url}: {reason}")]
+    Token {
+        /// The token endpoint.
+        token_url: String,
+        /// Why (never the key or the token).
+        reason: String,
+    },
+    /// A lake table could not be opened, read or committed.
+    #[error("lake table {table} at {url}: {source}")]
+    Lake {
+        /// Table name.
+        table: &'static str,
+        /// Table URL.
+        url: String,
+        /// Delta's error.
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// Rows could not be encoded (a bug).
+    #[error(transparent)]
+    Transform(#[from] transform::TransformError),
+}
+
+impl IngestError {
+    /// How the worker should treat this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Request { status: Some(s), .. } if *s == 429 || *s >= 500 => ErrorKind::Retryable,
+            Self::Request { status: None, .. } | Self::Response { .. } => ErrorKind::Retryable,
+            Self::Transform(e) => e.kind(),
+            _ => ErrorKind::Fatal,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! DataFusion over regsync's Delta lake: analysts' SQL and citizen lists (`innbyggerlister`).
+//!
+//! Reads only: nothing here writes the lake. Citizen lists never print a protected address:
+//! for any person whose protection is not `ugradert` the address columns are empty.
+//!
+//! # Layout
+//! - [`context`]: a DataFusion session with every lake table registered.
+//! - [`sql`]: run SQL, print as a table, CSV or JSON.
+//! - [`cohort`]: the citizen list by kommune, birth dates, status and date, as CSV, XLSX or Parquet.
+//! - [`error`]: [`QueryError`].
+
+pub mod cohort;
+pub mod context;
+pub mod error;
+pub mod sql;
+
+pub use cohort::{Cohort, Format as CohortFormat};
+pub use error::QueryError;

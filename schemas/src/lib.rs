@@ -1,0 +1,14 @@
+//! What regsync's writers and readers agree on: lake table names, their Arrow schemas and
+//! partitioning, and the application ids under which sinks record their cursors.
+//!
+//! Nothing here does I/O. Every crate that writes or reads the lake takes its table layout from
+//! this crate, so a column rename is one change here, caught by every reader's tests.
+//!
+//! # Layout
+//! - [`tables`]: table names, schemas, partition columns, column lists.
+//! - [`cursor`]: application ids under which a table records how far it has applied a source.
+
+pub mod cursor;
+pub mod tables;
+
+pub use tables::{Table, TABLES};

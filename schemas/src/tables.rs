@@ -1,0 +1,171 @@
+//! Lake tables: names, Arrow schemas, partition columns.
+//!
+//! Coded values keep the register's own words (`bosatt`, `kvinne`, `gift`, ...); only the address
+//! protection level is spelled in snake case (`strengt_fortrolig`), since the register itself
+//! writes it in two spellings.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// One lake table: its name (the folder under the lake URL), schema and partition columns.
+#[derive(Debug)]
+pub struct Table {
+    /// Folder name under the lake URL, and the SQL table name.
+    pub name: &'static str,
+    /// What the table holds, for `regsync sql` users and the docs.
+    pub description: &'static str,
+    /// Arrow schema of the rows.
+    pub schema: SchemaRef,
+    /// Hive-style partition columns (part of `schema`).
+    pub partition_columns: &'static [&'static str],
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+/// Columns describing a person's state, shared by `person` and `person_history`.
+fn person_state_fields() -> Vec<Field> {
+    vec![
+        Field::new("person_id", DataType::Utf8, false),
+        text("id_type"),
+        Field::new("birth_date", DataType::Date32, true),
+        Field::new("birth_year", DataType::Int32, false),
+        text("sex"),
+        text("given_name"),
+        text("middle_name"),
+        text("family_name"),
+        text("status"),
+        text("municipality_number"),
+        text("street_name"),
+        text("house_number"),
+        text("house_letter"),
+        text("postal_code"),
+        text("postal_place"),
+        Field::new("moved_in_date", DataType::Date32, true),
+        Field::new("address_protection", DataType::Utf8, false),
+        Field::new("death_date", DataType::Date32, true),
+        text("citizenship"),
+        text("marital_status"),
+        text("spouse_id"),
+        text("mother_id"),
+        text("father_id"),
+        text("co_mother_id"),
+        text("emigrated_to"),
+        text("immigrated_from"),
+    ]
+}
+
+/// `person`: current state, one row per person.
+pub static PERSON: LazyLock<Table> = LazyLock::new(|| {
+    let mut fields = person_state_fields();
+    fields.push(Field::new("last_sequence", DataType::Int64, false));
+    fields.push(Field::new("updated_at", ts(), false));
+    Table {
+        name: "person",
+        description: "current state of every person, one row per person",
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns: &["birth_year"],
+    }
+});
+
+/// `person_history`: every version of every person, with its validity interval.
+pub static PERSON_HISTORY: LazyLock<Table> = LazyLock::new(|| {
+    let mut fields = person_state_fields();
+    fields.push(Field::new("sequence", DataType::Int64, false));
+    fields.push(Field::new("valid_from", ts(), false));
+    fields.push(Field::new("valid_to", ts(), true));
+    fields.push(Field::new("recorded_at", ts(), false));
+    Table {
+        name: "person_history",
+        description: "every version of every person, valid from valid_from until valid_to (null: current)",
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns: &["birth_year"],
+    }
+});
+
+/// `person_event`: every feed entry applied, exactly once per sequence number.
+pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| Table {
+    name: "person_event",
+    description: "every feed entry of the population register, once per sequence number",
+    schema: Arc::new(Schema::new(vec![
+        Field::new("sequence", DataType::Int64, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("person_id", DataType::Utf8, false),
+        Field::new("occurred_at", ts(), true),
+        text("event_document_id"),
+        text("person_document_id"),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("recorded_at", ts(), false),
+    ])),
+    partition_columns: &[],
+});
+
+/// `dead_letter`: records that could not be normalised, with the reason and the raw payload.
+pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
+    name: "dead_letter",
+    description: "records that could not be normalised: source, cursor, reason, raw payload",
+    schema: Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("cursor", DataType::Utf8, false),
+        text("record_id"),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("payload", DataType::Utf8, false),
+        Field::new("recorded_at", ts(), false),
+    ])),
+    partition_columns: &[],
+});
+
+/// Every lake table, in the order the worker commits them.
+pub static TABLES: LazyLock<[&'static Table; 4]> =
+    LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
+
+/// Address columns withheld for protected persons in outputs that may not hold them.
+pub const ADDRESS_COLUMNS: &[&str] = &[
+    "municipality_number",
+    "street_name",
+    "house_number",
+    "house_letter",
+    "postal_code",
+    "postal_place",
+    "moved_in_date",
+];
+
+/// The protection levels, as written in the `address_protection` column.
+pub mod protection {
+    /// No protection.
+    pub const UNGRADED: &str = "ugradert";
+    /// Client address (the person is reached through an agency).
+    pub const CLIENT_ADDRESS: &str = "klientadresse";
+    /// Confidential: visible only with a legal basis.
+    pub const CONFIDENTIAL: &str = "fortrolig";
+    /// Strictly confidential: the register withholds every address and the municipality.
+    pub const STRICTLY_CONFIDENTIAL: &str = "strengt_fortrolig";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_columns_are_in_the_schema() {
+        for table in TABLES.iter() {
+            for column in table.partition_columns {
+                assert!(table.schema.field_with_name(column).is_ok(), "{}.{column}", table.name);
+            }
+        }
+    }
+
+    #[test]
+    fn address_columns_exist_in_person_tables() {
+        for column in ADDRESS_COLUMNS {
+            assert!(PERSON.schema.field_with_name(column).is_ok());
+            assert!(PERSON_HISTORY.schema.field_with_name(column).is_ok());
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! A local stand-in for the population register (Folkeregisteret), for development, tests and
+//! demos: the register's paths and JSON shapes, a deterministic synthetic population, a live
+//! stream of changes, and injected faults.
+//!
+//! The population is synthetic: identity numbers use the test scheme (month + 80) and pass the
+//! check digits; names and addresses are drawn from lists. No real person's data is used.
+//!
+//! # Layout
+//! - [`kommuner`]: the 357 kommuner of 2024 with population weights.
+//! - [`names`]: name, street and country lists.
+//! - [`population`]: the deterministic base population.
+//! - [`person`]: a person's state and its rendering as a register document.
+//! - [`world`]: versions, the feed, truth queries.
+//! - [`events`]: the generator of register changes.
+//! - [`server`]: the HTTP routes and fault injection.
+
+pub mod events;
+pub mod kommuner;
+pub mod names;
+pub mod person;
+pub mod population;
+pub mod server;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use server::{BASE, Shared};
+pub use world::World;
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base persons.
+    pub persons: u32,
+    /// Seed of the population and the event stream.
+    pub seed: u64,
+    /// Register changes per second (0: none).
+    pub events_per_sec: f64,
+    /// Stop producing changes after this many feed entries.
+    pub max_events: Option<u64>,
+    /// Share of requests that fail (0..1).
+    pub faults: f64,
+}
+
+/// Errors of the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    /// The listen address could not be bound or served.
+    #[error("serving on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state, for in-process truth checks.
+    pub shared: Arc<Shared>,
+}
+
+impl Running {
+    /// The register's base URL (`http://addr`), as regsync's pipeline file wants it.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Builds the population, binds `listen` and serves until `shutdown` is cancelled, producing
+/// changes in the background.
+pub async fn start(config: Config, listen: &str, shutdown: CancellationToken) -> Result<Running, SimulatorError> {
+    let started = std::time::Instant::now();
+    let world = tokio::task::spawn_blocking({
+        let (persons, seed) = (config.persons, config.seed);
+        move || World::new(persons, seed)
+    })
+    .await
+    .expect("building the population does not panic");
+    info!(persons = config.persons, seed = config.seed, elapsed_ms = started.elapsed().as_millis() as u64, "population ready");
+    let shared = Shared::new(world, config.faults, config.seed);
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| SimulatorError::Serve { addr: listen.to_owned(), source })?;
+    let addr = listener.local_addr().map_err(|source| SimulatorError::Serve { addr: listen.to_owned(), source })?;
+    let app = server::router(shared.clone());
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+        if let Err(error) = served {
+            tracing::error!(%error, "simulator server stopped");
+        }
+    });
+    if config.events_per_sec > 0.0 {
+        tokio::spawn(produce(shared.clone(), config, shutdown));
+    }
+    info!(%addr, base = BASE, "register simulator listening");
+    Ok(Running { addr, shared })
+}
+
+/// Produces register changes at the configured rate until `max_events` or shutdown.
+async fn produce(shared: Arc<Shared>, config: Config, shutdown: CancellationToken) {
+    let mut rng = SmallRng::seed_from_u64(config.seed ^ 0xE7E7);
+    // Ticks of at most 100 per second; each tick writes the events due by then.
+    let tick = Duration::from_secs_f64((1.0 / config.events_per_sec).max(0.01));
+    let per_tick = (config.events_per_sec * tick.as_secs_f64()).max(1.0);
+    let mut interval = tokio::time::interval(tick);
+    let mut owed = 0.0;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        owed += per_tick;
+        let mut world = shared.world.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while owed >= 1.0 {
+            if config.max_events.is_some_and(|max| world.head() as u64 >= max) {
+                info!(head = world.head(), "event stream finished (max events reached)");
+                return;
+            }
+            let n = events::step(&mut world, &mut rng, chrono::Utc::now()).len();
+            owed -= n.max(1) as f64;
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The HTTP surface: the register's paths and JSON shapes under
+//! `/folkeregisteret/offentlig-med-hjemmel/api`, fault injection, and truth endpoints under
+//! `/simulator/v1` that the real register does not have.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::world::{World, document_id, parse_document_id};
+
+/// The path prefix of the "offentlig med hjemmel" rights package.
+pub const BASE: &str = "/folkeregisteret/offentlig-med-hjemmel/api";
+/// Feed pages hold at most this many entries, as the register's do.
+pub const PAGE: usize = 1000;
+/// At most this many ids per bulk lookup.
+pub const MAX_BULK: usize = 1000;
+/// Extract batches hold this many persons.
+pub const EXTRACT_BATCH: u32 = 1000;
+
+/// An extract job.
+#[derive(Debug, Clone)]
+enum Job {
+    /// Everyone who existed at a sequence number: persons `0..persons`.
+    Complete { seq: i64, persons: u32, created: Instant },
+    /// A custom extract: the matching persons, listed at creation.
+    Custom { seq: i64, persons: Vec<u32>, created: Instant },
+}
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct Shared {
+    /// The register.
+    pub world: RwLock<World>,
+    jobs: Mutex<HashMap<String, Job>>,
+    faults: f64,
+    fault_rng: Mutex<SmallRng>,
+}
+
+impl Shared {
+    /// State around a world, injecting faults at `faults` (0..1) of requests.
+    pub fn new(world: World, faults: f64, seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            world: RwLock::new(world),
+            jobs: Mutex::new(HashMap::new()),
+            faults,
+            fault_rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0xFA17)),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+type AppState = State<Arc<Shared>>;
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    let body = json!({ "kode": code, "melding": message, "feilkode": code, "feilmelding": message, "httpStatus": status.as_u16() });
+    (status, Json(body)).into_response()
+}
+
+/// The router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/v1/hendelser/feed", get(feed))
+        .route("/v1/hendelser/siste/sekvensnummer", get(head))
+        .route("/v1/hendelser/{id}", get(event_document))
+        .route("/v1/personer/bulkoppslag", post(bulk))
+        .route("/v1/personer/bulkoppslag/arkiv", post(bulk_archive))
+        .route("/v1/personer/{id}", get(person))
+        .route("/v1/uttrekk/komplett", get(extract_complete))
+        .route("/v1/uttrekk/tilpasset", post(extract_custom))
+        .route("/v1/uttrekk/{jobbid}/batch/{n}", get(extract_batch))
+        .layer(middleware::from_fn_with_state(shared.clone(), faults));
+    Router::new()
+        .nest(BASE, api)
+        .route("/simulator/v1/kohort", get(truth_cohort))
+        .route("/simulator/v1/personer", get(truth_persons))
+        .with_state(shared)
+}
+
+/// Injects 429 with Retry-After, 500/503, slow responses and cut-off bodies.
+async fn faults(State(s): AppState, req: Request, next: Next) -> Response {
+    if s.faults <= 0.0 {
+        return next.run(req).await;
+    }
+    let (hit, kind) = {
+        let mut rng = s.fault_rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (rng.random_bool(s.faults.min(1.0)), rng.random_range(0..5u8))
+    };
+    if !hit {
+        return next.run(req).await;
+    }
+    match kind {
+        0 => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "FREG-429", "for mange kall");
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        1 => error(StatusCode::INTERNAL_SERVER_ERROR, "FREG-500", "intern feil (simulert)"),
+        2 => error(StatusCode::SERVICE_UNAVAILABLE, "FREG-503", "utilgjengelig (simulert)"),
+        3 => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            next.run(req).await
+        }
+        _ => {
+            let response = next.run(req).await;
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let cut = bytes.slice(..bytes.len() / 2);
+            let mut parts = parts;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(cut))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SeqQuery {
+    seq: Option<i64>,
+}
+
+async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap) -> Response {
+    let Some(from) = q.seq else {
+        return error(StatusCode::BAD_REQUEST, "FREG-002", "seq mangler");
+    };
+    let (mut entries, last) = {
+        let w = s.read();
+        let start = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX).min(w.feed.len());
+        let page: Vec<Value> = w.feed[start..(start + PAGE).min(w.feed.len())]
+            .iter()
+            .map(|e| {
+                let id = w.population.id_of(e.person);
+                json!({
+                    "sekvensnummer": e.seq,
+                    "hendelse": {
+                        "folkeregisteridentifikator": id,
+                        "hendelsetype": e.event_type,
+                        "hendelsesdokument": format!("{:032x}", e.seq),
+                        "persondokument": document_id(e.person, e.version),
+                        "ajourholdstidspunkt": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    }
+                })
+            })
+            .collect();
+        let last = page.len();
+        (page, last)
+    };
+    let etag = format!("\"{from}-{last}\"");
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    // Fault: a repeated entry, as feeds sometimes serve.
+    if s.faults > 0.0 && !entries.is_empty() {
+        let mut rng = s.fault_rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if rng.random_bool(s.faults.min(1.0)) {
+            let i = rng.random_range(0..entries.len());
+            let dup = entries[i].clone();
+            entries.insert(i + 1, dup);
+        }
+    }
+    let mut r = Json(entries).into_response();
+    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+    r
+}
+
+async fn head(State(s): AppState) -> Response {
+    Json(s.read().head()).into_response()
+}
+
+async fn event_document(State(s): AppState, Path(id): Path<String>) -> Response {
+    let w = s.read();
+    let seq = i64::from_str_radix(&id, 16).ok().filter(|n| *n >= 1 && *n <= w.head());
+    let Some(e) = seq.and_then(|n| w.feed.get(n as usize - 1)) else {
+        return error(StatusCode::NOT_FOUND, "FREG-404", format!("ukjent hendelse {id}"));
+    };
+    Json(json!({
+        "dokumentidentifikator": id,
+        "skjemaversjon": "1.4",
+        "hendelse": {
+            "hendelsestype": e.event_type,
+            "folkeregisteridentifikator": w.population.id_of(e.person),
+            "ajourholdstidspunkt": e.at.to_rfc3339(),
+        }
+    }))
+    .into_response()
+}
+
+async fn person(State(s): AppState, Path(id): Path<String>) -> Response {
+    let w = s.read();
+    match w.population.index_of(&id).and_then(|i| w.current(i)) {
+        Some(state) => Json(state.document()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "FREG-404", "ukjent person"),
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkRequest {
+    #[serde(rename = "foedselsEllerDNummer", default)]
+    ids: Vec<String>,
+}
+
+async fn bulk(State(s): AppState, Json(req): Json<BulkRequest>) -> Response {
+    if req.ids.len() > MAX_BULK {
+        return error(StatusCode::BAD_REQUEST, "FREG-003", format!("maks {MAX_BULK} identifikatorer"));
+    }
+    let w = s.read();
+    let oppslag: Vec<Value> = req
+        .ids
+        .iter()
+        .map(|id| match w.population.index_of(id).and_then(|i| w.current(i)) {
+            Some(state) => json!({ "foedselsEllerDNummer": id, "folkeregisterperson": state.document() }),
+            None => json!({ "foedselsEllerDNummer": id, "feilmelding": { "feilmelding": "Fant ikke person" } }),
+        })
+        .collect();
+    Json(json!({ "oppslag": oppslag })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ArchiveRequest {
+    #[serde(default)]
+    dokumentidentifikator: Vec<String>,
+}
+
+async fn bulk_archive(State(s): AppState, Json(req): Json<ArchiveRequest>) -> Response {
+    if req.dokumentidentifikator.len() > MAX_BULK {
+        return error(StatusCode::BAD_REQUEST, "FREG-003", format!("maks {MAX_BULK} identifikatorer"));
+    }
+    let w = s.read();
+    let oppslag: Vec<Value> = req
+        .dokumentidentifikator
+        .iter()
+        .map(|doc| match parse_document_id(doc).and_then(|(p, v)| w.state(p, v)) {
+            Some(state) => json!({ "foedselsEllerDNummer": state.id, "dokumentidentifikator": doc, "folkeregisterperson": state.document() }),
+            None => json!({ "dokumentidentifikator": doc, "feilmelding": { "feilmelding": "Fant ikke dokument" } }),
+        })
+        .collect();
+    Json(json!({ "oppslag": oppslag })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ExtractQuery {
+    feedsekvensnr: Option<String>,
+}
+
+fn new_job(s: &Shared, job: Job) -> Response {
+    let mut jobs = s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = format!("{:08x}-{:04x}", jobs.len() + 1, rand::random::<u16>());
+    jobs.insert(id.clone(), job);
+    Json(json!({ "jobbId": id })).into_response()
+}
+
+async fn extract_complete(State(s): AppState, Query(q): Query<ExtractQuery>) -> Response {
+    let (seq, persons) = {
+        let w = s.read();
+        let head = w.head();
+        let seq = match q.feedsekvensnr.as_deref().map(str::parse::<i64>) {
+            None => head,
+            Some(Ok(n)) => n.min(head),
+            Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "FREG-002", "ugyldig feedsekvensnr"),
+        };
+        (seq, w.persons_at(seq))
+    };
+    new_job(&s, Job::Complete { seq, persons, created: Instant::now() })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomRequest {
+    personstatustyper: Vec<String>,
+    kommunenummer: Option<KommuneFilter>,
+    foedselsaar_fra_og_med: Option<String>,
+    foedselsaar_til_og_med: Option<String>,
+    kjoenn: Option<String>,
+    statsborgerskap: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KommuneFilter {
+    bostedskommunenummer: Option<String>,
+}
+
+async fn extract_custom(State(s): AppState, Json(req): Json<CustomRequest>) -> Response {
+    let year = |v: &Option<String>| v.as_deref().and_then(|y| y.parse::<i32>().ok());
+    let (from, to) = (year(&req.foedselsaar_fra_og_med), year(&req.foedselsaar_til_og_med));
+    let kommune = req.kommunenummer.and_then(|k| k.bostedskommunenummer);
+    let (seq, persons) = {
+        let w = s.read();
+        let persons = (0..w.population.cores.len() as u32)
+            .filter(|i| {
+                let Some(p) = w.current(*i) else { return false };
+                use chrono::Datelike;
+                let y = p.birth.year();
+                req.personstatustyper.iter().any(|st| st == p.status())
+                    && from.is_none_or(|f| y >= f)
+                    && to.is_none_or(|t| y <= t)
+                    && req.kjoenn.as_deref().is_none_or(|k| (k == "kvinne") == p.female)
+                    && req.statsborgerskap.as_deref().is_none_or(|c| c == p.citizenship)
+                    && kommune.as_deref().is_none_or(|k| p.residence().is_some_and(|r| r.kommune == k))
+            })
+            .collect();
+        (w.head(), persons)
+    };
+    new_job(&s, Job::Custom { seq, persons, created: Instant::now() })
+}
+
+/// A job's batches are ready this long after it was made (404 before, as the register answers).
+const JOB_READY_AFTER: Duration = Duration::from_millis(200);
+
+async fn extract_batch(State(s): AppState, Path((job, n)): Path<(String, u32)>) -> Response {
+    let Some(job) = s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&job).cloned() else {
+        return error(StatusCode::GONE, "FREG-410", "jobben finnes ikke lenger");
+    };
+    let (created, seq) = match &job {
+        Job::Complete { created, seq, .. } | Job::Custom { created, seq, .. } => (*created, *seq),
+    };
+    if created.elapsed() < JOB_READY_AFTER {
+        return error(StatusCode::NOT_FOUND, "FREG-404", "batchen er ikke klar");
+    }
+    let w = s.read();
+    let members: Vec<u32> = match &job {
+        Job::Complete { persons, .. } => {
+            let lo = n.saturating_mul(EXTRACT_BATCH);
+            (lo..lo.saturating_add(EXTRACT_BATCH).min(*persons)).collect()
+        }
+        Job::Custom { persons, .. } => persons.iter().skip((n * EXTRACT_BATCH) as usize).take(EXTRACT_BATCH as usize).copied().collect(),
+    };
+    if members.is_empty() {
+        return Json(json!({})).into_response();
+    }
+    let ids: Vec<String> = members.iter().map(|i| w.population.id_of(*i)).collect();
+    let docs: Vec<String> = members.iter().map(|i| document_id(*i, w.version_at(*i, seq).unwrap_or(0))).collect();
+    Json(json!({ "foedselsEllerDNummer": ids, "dokumentidentifikator": docs })).into_response()
+}
+
+#[derive(Deserialize)]
+struct CohortQuery {
+    kommunenummer: String,
+    fra: NaiveDate,
+    til: NaiveDate,
+    status: Option<String>,
+    dato: Option<NaiveDate>,
+}
+
+async fn truth_cohort(State(s): AppState, Query(q): Query<CohortQuery>) -> Response {
+    let as_of = q.dato.map(|d| (d + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc() - chrono::Duration::microseconds(1));
+    let ids = s.read().cohort(&q.kommunenummer, q.fra, q.til, q.status.as_deref(), as_of);
+    Json(json!({ "sekvensnummer": s.read().head(), "foedselsEllerDNummer": ids })).into_response()
+}
+
+/// Every person's current state in brief, one JSON object per line.
+async fn truth_persons(State(s): AppState) -> Response {
+    let w = s.read();
+    let mut out = String::new();
+    for i in 0..w.population.cores.len() as u32 {
+        if let Some(p) = w.current(i) {
+            let kommune = if p.strictly_protected() { None } else { p.residence().map(|r| r.kommune.clone()) };
+            out.push_str(&json!({ "id": p.id, "status": p.status(), "kommune": kommune, "etternavn": p.family.to_uppercase(), "sivilstand": p.marital }).to_string());
+            out.push('\n');
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+}

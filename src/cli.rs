@@ -1,0 +1,220 @@
+//! The `regsync` subcommands.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+/// Keeps a copy of the Norwegian population register in sync, in a Delta lake.
+#[derive(Debug, Parser)]
+#[command(name = "regsync", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats of `regsync sql`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned text.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// JSON lines.
+    Json,
+}
+
+/// Output formats of `regsync cohort`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    /// CSV with a header row.
+    Csv,
+    /// Excel workbook.
+    Xlsx,
+    /// Parquet.
+    Parquet,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a local stand-in for the population register.
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8088", env = "REGSYNC_SIMULATE_LISTEN")]
+        listen: String,
+        /// Persons in the synthetic population.
+        #[arg(long, default_value_t = 100_000)]
+        persons: u32,
+        /// Seed of the population and the change stream.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Register changes per second.
+        #[arg(long, default_value_t = 10.0)]
+        events_per_sec: f64,
+        /// Stop producing changes after this many feed entries.
+        #[arg(long)]
+        max_events: Option<u64>,
+        /// Share of requests that fail (0 to 1): 429, 500/503, slow, cut-off bodies, repeats.
+        #[arg(long, default_value_t = 0.0)]
+        faults: f64,
+    },
+    /// Run a pipeline: seed an empty lake, then follow the register's feed.
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Lake URL or path (overrides the pipeline's).
+        #[arg(long, env = "REGSYNC_LAKE")]
+        lake: Option<String>,
+        /// Exit once the feed head is reached and committed.
+        #[arg(long)]
+        until_caught_up: bool,
+    },
+    /// Run SQL over the lake's tables.
+    Sql {
+        /// Lake URL or path.
+        #[arg(long, env = "REGSYNC_LAKE", default_value = "./demo-lake")]
+        lake: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: SqlFormat,
+        /// The query.
+        query: String,
+    },
+    /// A citizen list: residents of a kommune born in a date range.
+    Cohort {
+        /// Lake URL or path.
+        #[arg(long, env = "REGSYNC_LAKE", default_value = "./demo-lake")]
+        lake: String,
+        /// Kommunenummer of residence (e.g. 5035 for Stjørdal).
+        #[arg(long)]
+        municipality: String,
+        /// Born on or after (YYYY-MM-DD).
+        #[arg(long)]
+        born_from: NaiveDate,
+        /// Born on or before (YYYY-MM-DD).
+        #[arg(long)]
+        born_to: NaiveDate,
+        /// Person status, e.g. bosatt.
+        #[arg(long)]
+        status: Option<String>,
+        /// Who lived there on this date (from history).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ListFormat,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Start a simulated register, sync it into ./demo-lake, print a citizen list.
+    Demo {
+        /// Where the demo lake goes.
+        #[arg(long, default_value = "./demo-lake")]
+        lake: String,
+        /// Persons in the synthetic population.
+        #[arg(long, default_value_t = 30_000)]
+        persons: u32,
+    },
+}
+
+/// Logs to standard error; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=off,delta_kernel=off,datafusion=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stop requested: finishing the current commit");
+        t.cancel();
+    });
+    token
+}
+
+fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+/// Runs a parsed command.
+pub async fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate { listen, persons, seed, events_per_sec, max_events, faults } => {
+            if !(0.0..=1.0).contains(&faults) {
+                anyhow::bail!("--faults {faults}: a share between 0 and 1");
+            }
+            let shutdown = shutdown_on_signals();
+            let config = simulator::Config { persons, seed, events_per_sec, max_events, faults };
+            let running = simulator::start(config, &listen, shutdown.clone()).await?;
+            println!("{}{}", running.url(), simulator::BASE);
+            shutdown.cancelled().await;
+            Ok(())
+        }
+        Command::Run { pipeline, lake, until_caught_up } => {
+            let config = ingest::Pipeline::load(&pipeline)?;
+            let report = ingest::run(config, ingest::RunOptions { lake, until_caught_up }, shutdown_on_signals()).await?;
+            tracing::info!(seeded = report.seeded_persons, events = report.events, dead_letters = report.dead_letters, position = report.position, "stopped");
+            Ok(())
+        }
+        Command::Sql { lake, format, query } => {
+            let ctx = query::context::session(&lake).await?;
+            let batches = query::sql::query(&ctx, &query).await?;
+            let format = match format {
+                SqlFormat::Table => query::sql::Format::Table,
+                SqlFormat::Csv => query::sql::Format::Csv,
+                SqlFormat::Json => query::sql::Format::Json,
+            };
+            query::sql::write(&batches, format, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Cohort { lake, municipality, born_from, born_to, status, as_of, format, output: path } => {
+            let ctx = query::context::session(&lake).await?;
+            let cohort = query::Cohort { municipality, born_from, born_to, status, as_of };
+            let batches = cohort.run(&ctx).await?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let format = match format {
+                ListFormat::Csv => query::CohortFormat::Csv,
+                ListFormat::Xlsx => query::CohortFormat::Xlsx,
+                ListFormat::Parquet => query::CohortFormat::Parquet,
+            };
+            if path.is_none() && format != query::CohortFormat::Csv {
+                anyhow::bail!("--format xlsx and parquet need --output FILE");
+            }
+            let mut out = output(path.as_ref())?;
+            query::cohort::write(&batches, format, &mut out)?;
+            out.flush()?;
+            tracing::info!(rows, "citizen list written");
+            Ok(())
+        }
+        Command::Demo { lake, persons } => crate::demo::run(&lake, persons).await,
+    }
+}

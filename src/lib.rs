@@ -1,0 +1,13 @@
+//! regsync keeps a municipality's copy of the Norwegian population register in sync: a feed
+//! worker that follows the register's change feed into a Delta lake, queries over the lake
+//! (SQL, citizen lists), and a local register simulator for development and tests.
+//!
+//! # Layout
+//! - [`cli`]: the `regsync` subcommands (`simulate`, `run`, `sql`, `cohort`, `demo`).
+//! - [`demo`]: the embedded default: simulator, pipeline and a citizen list in one process.
+//!
+//! The work is done by the workspace crates: `schemas` (table layout), `transform` (pure
+//! normalisation), `ingest` (feed worker, lake writer), `query` (DataFusion) and `simulator`.
+
+pub mod cli;
+pub mod demo;

@@ -1,0 +1,22 @@
+//! The `regsync` command: parses arguments, starts logging, and hands over to [`regsync::cli`].
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = regsync::cli::Cli::parse();
+    regsync::cli::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(regsync::cli::execute(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The population register (Folkeregisteret): feed entries and person documents.
+//!
+//! # Layout
+//! - [`feed`]: feed entries (`LagretHendelseMedDokumentIdentifikatorer`), the bulk-lookup envelope.
+//! - [`document`]: a person document (`Folkeregisterperson`) to a [`Person`](crate::Person).
+//! - [`batch`]: feed entries and fetched documents to the rows of each table.
+//! - [`versions`]: a document and the event that produced it to [`PersonVersion`](crate::PersonVersion)s.
+
+pub mod document;
+pub mod feed;
+pub mod versions;
+pub mod batch;
+
+pub use document::normalise;
+pub use feed::{FeedEntry, Lookup};

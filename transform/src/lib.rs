@@ -1,0 +1,21 @@
+//! Pure normalisation of register documents into regsync's canonical model.
+//!
+//! Everything here is synchronous and deterministic: no I/O, no clock (times are parameters),
+//! no async runtime. Register documents go in; canonical rows, and rejected records with the
+//! reason, come out; [`encode`] turns rows into Arrow batches in the lake's schemas.
+//!
+//! # Layout
+//! - [`ident`]: fødselsnummer / D-nummer validation (1964 and 2032 rules) and check digits.
+//! - [`freg`]: the population register's shapes: feed entries, person documents, normalisation.
+//! - [`model`]: the canonical rows: [`Person`], [`PersonVersion`], [`EventRow`], [`DeadLetter`].
+//! - [`encode`]: rows to Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es.
+//! - [`error`]: [`TransformError`] and its [`ErrorKind`].
+
+pub mod encode;
+pub mod error;
+pub mod freg;
+pub mod ident;
+pub mod model;
+
+pub use error::{ErrorKind, TransformError};
+pub use model::{DeadLetter, EventRow, Person, PersonVersion};
