@@ -1,0 +1,190 @@
+//! Helpers for the end-to-end tests: the real `regsync` binary, a simulator process on a free
+//! port, a pipeline file pointing at it, and the lake read back through `regsync sql`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_regsync");
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A simulator process, killed on drop.
+pub struct Simulator {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Simulator {
+    /// Starts `regsync simulate` with extra arguments and waits until it answers.
+    pub fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(["simulate", "--listen", &listen])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn simulator");
+        let sim = Self { child, url: format!("http://{listen}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if sim.get_json("/simulator/v1/kohort?kommunenummer=0301&fra=2000-01-01&til=2000-01-02").is_some() {
+                return sim;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("simulator did not start on {listen}");
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        let out = Command::new("curl").args(["-sf", "--max-time", "30", &format!("{}{path}", self.url)]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.get(path)?).ok()
+    }
+
+    /// The feed head.
+    pub fn head(&self) -> i64 {
+        self.get_json("/folkeregisteret/offentlig-med-hjemmel/api/v1/hendelser/siste/sekvensnummer")
+            .and_then(|v| v.as_i64())
+            .expect("head")
+    }
+
+    /// Waits until the change stream has stopped (the head holds still).
+    pub fn wait_until_quiet(&self) -> i64 {
+        let mut last = -1;
+        loop {
+            // Faults may fail a request: retry.
+            let Some(head) = self.get_json("/folkeregisteret/offentlig-med-hjemmel/api/v1/hendelser/siste/sekvensnummer").and_then(|v| v.as_i64()) else {
+                continue;
+            };
+            if head == last {
+                return head;
+            }
+            last = head;
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+
+    /// Every person's brief current state from the simulator: id -> (status, kommune, family name).
+    pub fn persons(&self) -> HashMap<String, (String, Option<String>, String)> {
+        self.get("/simulator/v1/personer")
+            .expect("persons")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                (
+                    v["id"].as_str().unwrap().to_owned(),
+                    (v["status"].as_str().unwrap().to_owned(), v["kommune"].as_str().map(str::to_owned), v["etternavn"].as_str().unwrap().to_owned()),
+                )
+            })
+            .collect()
+    }
+
+    /// The simulator's own citizen list.
+    pub fn cohort(&self, kommune: &str, from: &str, to: &str, status: Option<&str>, as_of: Option<&str>) -> Vec<String> {
+        let mut q = format!("/simulator/v1/kohort?kommunenummer={kommune}&fra={from}&til={to}");
+        if let Some(s) = status {
+            q.push_str(&format!("&status={s}"));
+        }
+        if let Some(d) = as_of {
+            q.push_str(&format!("&dato={d}"));
+        }
+        let v = self.get_json(&q).expect("cohort");
+        v["foedselsEllerDNummer"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+    }
+}
+
+/// A pipeline file for a simulator in `dir`, with small batches so that tests commit often.
+pub fn pipeline(dir: &Path, url: &str, batch_events: usize) -> PathBuf {
+    let text = format!(
+        r#"name = "freg-test"
+[source]
+register = "freg"
+base_url = "{url}"
+rights_package_path = "/folkeregisteret/offentlig-med-hjemmel/api"
+request_timeout = "10s"
+max_tries = 30
+[lake]
+url = "{}"
+[worker]
+batch_events = {batch_events}
+seed_batch_persons = 2000
+fetch_concurrency = 3
+poll_interval = "200ms"
+"#,
+        dir.join("lake").display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).expect("write pipeline");
+    path
+}
+
+/// Runs `regsync` with arguments to completion.
+pub fn regsync(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().expect("run regsync")
+}
+
+/// `regsync run --until-caught-up`, which must succeed.
+pub fn run_until_caught_up(pipeline: &Path) {
+    let out = regsync(&["run", pipeline.to_str().unwrap(), "--until-caught-up"]);
+    assert!(out.status.success(), "regsync run failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Rows of a query over the lake, as JSON objects.
+pub fn sql(lake: &Path, query: &str) -> Vec<serde_json::Value> {
+    let out = regsync(&["sql", "--lake", lake.to_str().unwrap(), "--format", "json", query]);
+    assert!(out.status.success(), "regsync sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json row")).collect()
+}
+
+/// The lake's `person` table as id -> (status, kommune, family name).
+pub fn lake_persons(lake: &Path) -> HashMap<String, (String, Option<String>, String)> {
+    sql(lake, "SELECT person_id, status, municipality_number, family_name FROM person")
+        .into_iter()
+        .map(|r| {
+            (
+                r["person_id"].as_str().unwrap().to_owned(),
+                (r["status"].as_str().unwrap_or_default().to_owned(), r["municipality_number"].as_str().map(str::to_owned), r["family_name"].as_str().unwrap_or_default().to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that every feed sequence 1..=head is in `person_event` exactly once.
+pub fn assert_events_exactly_once(lake: &Path, head: i64) {
+    let rows = sql(lake, "SELECT count(*) AS n, count(DISTINCT sequence) AS d, min(sequence) AS lo, max(sequence) AS hi FROM person_event");
+    let r = &rows[0];
+    assert_eq!(r["n"].as_i64(), Some(head), "events in person_event: {r}");
+    assert_eq!(r["d"].as_i64(), Some(head), "distinct sequences: {r}");
+    assert_eq!(r["lo"].as_i64(), Some(1), "{r}");
+    assert_eq!(r["hi"].as_i64(), Some(head), "{r}");
+}
+
+/// Asserts the lake's current state equals the simulator's.
+pub fn assert_state_matches(lake: &Path, sim: &Simulator) {
+    let truth = sim.persons();
+    let lake = lake_persons(lake);
+    assert_eq!(lake.len(), truth.len(), "persons in the lake vs the register");
+    let wrong: Vec<_> = truth.iter().filter(|(id, t)| lake.get(*id) != Some(t)).take(5).collect();
+    assert!(wrong.is_empty(), "persons whose state differs (first 5): {wrong:?}");
+}
