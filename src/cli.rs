@@ -45,7 +45,11 @@ pub enum Command {
     /// Serve a local stand-in for the population register.
     Simulate {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8088", env = "REGSYNC_SIMULATE_LISTEN")]
+        #[arg(
+            long,
+            default_value = "127.0.0.1:8088",
+            env = "REGSYNC_SIMULATE_LISTEN"
+        )]
         listen: String,
         /// Persons in the synthetic population.
         #[arg(long, default_value_t = 100_000)]
@@ -118,7 +122,7 @@ pub enum Command {
         #[arg(long, default_value = "./demo-lake")]
         lake: String,
         /// Persons in the synthetic population.
-        #[arg(long, default_value_t = 30_000)]
+        #[arg(long, default_value_t = 60_000)]
         persons: u32,
     },
 }
@@ -126,7 +130,10 @@ pub enum Command {
 /// Logs to standard error; `RUST_LOG` filters (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=off,delta_kernel=off,datafusion=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// A token cancelled on SIGINT or SIGTERM.
@@ -137,14 +144,15 @@ pub fn shutdown_on_signals() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    t.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -160,7 +168,9 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
     Ok(match path {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     })
 }
@@ -168,24 +178,59 @@ fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
 /// Runs a parsed command.
 pub async fn execute(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Simulate { listen, persons, seed, events_per_sec, max_events, faults } => {
+        Command::Simulate {
+            listen,
+            persons,
+            seed,
+            events_per_sec,
+            max_events,
+            faults,
+        } => {
             if !(0.0..=1.0).contains(&faults) {
                 anyhow::bail!("--faults {faults}: a share between 0 and 1");
             }
             let shutdown = shutdown_on_signals();
-            let config = simulator::Config { persons, seed, events_per_sec, max_events, faults };
+            let config = simulator::Config {
+                persons,
+                seed,
+                events_per_sec,
+                max_events,
+                faults,
+            };
             let running = simulator::start(config, &listen, shutdown.clone()).await?;
             println!("{}{}", running.url(), simulator::BASE);
             shutdown.cancelled().await;
             Ok(())
         }
-        Command::Run { pipeline, lake, until_caught_up } => {
+        Command::Run {
+            pipeline,
+            lake,
+            until_caught_up,
+        } => {
             let config = ingest::Pipeline::load(&pipeline)?;
-            let report = ingest::run(config, ingest::RunOptions { lake, until_caught_up }, shutdown_on_signals()).await?;
-            tracing::info!(seeded = report.seeded_persons, events = report.events, dead_letters = report.dead_letters, position = report.position, "stopped");
+            let report = ingest::run(
+                config,
+                ingest::RunOptions {
+                    lake,
+                    until_caught_up,
+                },
+                shutdown_on_signals(),
+            )
+            .await?;
+            tracing::info!(
+                seeded = report.seeded_persons,
+                events = report.events,
+                dead_letters = report.dead_letters,
+                position = report.position,
+                "stopped"
+            );
             Ok(())
         }
-        Command::Sql { lake, format, query } => {
+        Command::Sql {
+            lake,
+            format,
+            query,
+        } => {
             let ctx = query::context::session(&lake).await?;
             let batches = query::sql::query(&ctx, &query).await?;
             let format = match format {
@@ -196,9 +241,24 @@ pub async fn execute(cli: Cli) -> Result<()> {
             query::sql::write(&batches, format, &mut std::io::stdout().lock())?;
             Ok(())
         }
-        Command::Cohort { lake, municipality, born_from, born_to, status, as_of, format, output: path } => {
+        Command::Cohort {
+            lake,
+            municipality,
+            born_from,
+            born_to,
+            status,
+            as_of,
+            format,
+            output: path,
+        } => {
             let ctx = query::context::session(&lake).await?;
-            let cohort = query::Cohort { municipality, born_from, born_to, status, as_of };
+            let cohort = query::Cohort {
+                municipality,
+                born_from,
+                born_to,
+                status,
+                as_of,
+            };
             let batches = cohort.run(&ctx).await?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let format = match format {

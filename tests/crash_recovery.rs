@@ -11,7 +11,18 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn sigkill_at_random_moments_loses_and_repeats_nothing() {
-    let sim = Simulator::start(&["--persons", "8000", "--seed", "23", "--events-per-sec", "250", "--max-events", "9000", "--faults", "0.02"]);
+    let sim = Simulator::start(&[
+        "--persons",
+        "8000",
+        "--seed",
+        "23",
+        "--events-per-sec",
+        "250",
+        "--max-events",
+        "9000",
+        "--faults",
+        "0.02",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 300);
     let lake = dir.path().join("lake");
@@ -32,22 +43,49 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     run_until_caught_up(&pipeline);
     assert_events_exactly_once(&lake, head);
     assert_state_matches(&lake, &sim);
-    let open = sql(&lake, "SELECT count(*) AS n FROM (SELECT person_id FROM person_history WHERE valid_to IS NULL GROUP BY person_id HAVING count(*) > 1)");
-    assert_eq!(open[0]["n"].as_i64(), Some(0), "one open version per person");
+    let open = sql(
+        &lake,
+        "SELECT count(*) AS n FROM (SELECT person_id FROM person_history WHERE valid_to IS NULL GROUP BY person_id HAVING count(*) > 1)",
+    );
+    assert_eq!(
+        open[0]["n"].as_i64(),
+        Some(0),
+        "one open version per person"
+    );
 }
 
 #[test]
 fn sigterm_stops_cleanly_and_resumes() {
-    let sim = Simulator::start(&["--persons", "3000", "--seed", "31", "--events-per-sec", "200", "--max-events", "2000"]);
+    let sim = Simulator::start(&[
+        "--persons",
+        "3000",
+        "--seed",
+        "31",
+        "--events-per-sec",
+        "200",
+        "--max-events",
+        "2000",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 200);
     let lake = dir.path().join("lake");
-    let child = Command::new(BIN).args(["run", pipeline.to_str().unwrap()]).env("RUST_LOG", "warn").spawn().unwrap();
+    let child = Command::new(BIN)
+        .args(["run", pipeline.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit code after SIGTERM: {:?}", out.status);
+    assert!(
+        out.status.success(),
+        "exit code after SIGTERM: {:?}",
+        out.status
+    );
     let head = sim.wait_until_quiet();
     run_until_caught_up(&pipeline);
     assert_events_exactly_once(&lake, head);

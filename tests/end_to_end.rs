@@ -6,7 +6,18 @@ use common::*;
 
 #[test]
 fn lake_equals_the_register_with_faults_on() {
-    let sim = Simulator::start(&["--persons", "6000", "--seed", "11", "--events-per-sec", "400", "--max-events", "3000", "--faults", "0.05"]);
+    let sim = Simulator::start(&[
+        "--persons",
+        "6000",
+        "--seed",
+        "11",
+        "--events-per-sec",
+        "400",
+        "--max-events",
+        "3000",
+        "--faults",
+        "0.05",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 500);
     let lake = dir.path().join("lake");
@@ -18,15 +29,37 @@ fn lake_equals_the_register_with_faults_on() {
     assert_events_exactly_once(&lake, head);
     assert_state_matches(&lake, &sim);
     let dead = sql(&lake, "SELECT count(*) AS n FROM dead_letter");
-    assert_eq!(dead[0]["n"].as_i64(), Some(0), "the simulator's documents are all valid");
+    assert_eq!(
+        dead[0]["n"].as_i64(),
+        Some(0),
+        "the simulator's documents are all valid"
+    );
 
     // Citizen lists equal the register's own truth, now and on a past date.
     for (kommune, from, to, status, as_of) in [
         ("0301", "2019-01-01", "2019-12-31", Some("bosatt"), None),
         ("0301", "1950-01-01", "2010-12-31", None, None),
-        ("4601", "1960-01-01", "2000-12-31", Some("bosatt"), Some("2023-03-01")),
+        (
+            "4601",
+            "1960-01-01",
+            "2000-12-31",
+            Some("bosatt"),
+            Some("2023-03-01"),
+        ),
     ] {
-        let mut args = vec!["cohort", "--lake", lake.to_str().unwrap(), "--municipality", kommune, "--born-from", from, "--born-to", to, "--format", "csv"];
+        let mut args = vec![
+            "cohort",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--municipality",
+            kommune,
+            "--born-from",
+            from,
+            "--born-to",
+            to,
+            "--format",
+            "csv",
+        ];
         if let Some(s) = status {
             args.extend(["--status", s]);
         }
@@ -34,16 +67,30 @@ fn lake_equals_the_register_with_faults_on() {
             args.extend(["--as-of", d]);
         }
         let out = regsync(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        assert!(lines.next().unwrap().starts_with("person_id,given_name,middle_name,family_name,birth_date,sex,street_name"));
-        let got: Vec<String> = lines.map(|l| l.split(',').next().unwrap().to_owned()).collect();
+        assert!(lines.next().unwrap().starts_with(
+            "person_id,given_name,middle_name,family_name,birth_date,sex,street_name"
+        ));
+        let got: Vec<String> = lines
+            .map(|l| l.split(',').next().unwrap().to_owned())
+            .collect();
         let mut sorted = got.clone();
         sorted.sort();
         let want = sim.cohort(kommune, from, to, status, as_of);
-        assert!(!want.is_empty(), "a cohort with people in it: {kommune} {from}..{to}");
-        assert_eq!(sorted, want, "cohort {kommune} {from}..{to} {status:?} as of {as_of:?}");
+        assert!(
+            !want.is_empty(),
+            "a cohort with people in it: {kommune} {from}..{to}"
+        );
+        assert_eq!(
+            sorted, want,
+            "cohort {kommune} {from}..{to} {status:?} as of {as_of:?}"
+        );
     }
 }
 
@@ -55,17 +102,57 @@ fn citizen_lists_never_print_a_protected_address() {
     let lake = dir.path().join("lake");
     run_until_caught_up(&pipeline);
 
-    let strict = sql(&lake, "SELECT count(*) AS n, count(municipality_number) AS k, count(street_name) AS s FROM person WHERE address_protection = 'strengt_fortrolig'");
-    assert!(strict[0]["n"].as_i64().unwrap() > 0, "the population has strengt fortrolig persons");
-    assert_eq!(strict[0]["k"].as_i64(), Some(0), "no kommune for strengt fortrolig");
-    assert_eq!(strict[0]["s"].as_i64(), Some(0), "no address for strengt fortrolig");
-    let history = sql(&lake, "SELECT count(street_name) AS s FROM person_history h WHERE person_id IN (SELECT person_id FROM person WHERE address_protection = 'strengt_fortrolig')");
-    assert_eq!(history[0]["s"].as_i64(), Some(0), "no address in any version either");
+    let strict = sql(
+        &lake,
+        "SELECT count(*) AS n, count(municipality_number) AS k, count(street_name) AS s FROM person WHERE address_protection = 'strengt_fortrolig'",
+    );
+    assert!(
+        strict[0]["n"].as_i64().unwrap() > 0,
+        "the population has strengt fortrolig persons"
+    );
+    assert_eq!(
+        strict[0]["k"].as_i64(),
+        Some(0),
+        "no kommune for strengt fortrolig"
+    );
+    assert_eq!(
+        strict[0]["s"].as_i64(),
+        Some(0),
+        "no address for strengt fortrolig"
+    );
+    let history = sql(
+        &lake,
+        "SELECT count(street_name) AS s FROM person_history h WHERE person_id IN (SELECT person_id FROM person WHERE address_protection = 'strengt_fortrolig')",
+    );
+    assert_eq!(
+        history[0]["s"].as_i64(),
+        Some(0),
+        "no address in any version either"
+    );
 
-    let confidential = sql(&lake, "SELECT municipality_number AS k, min(birth_date) AS lo, max(birth_date) AS hi FROM person WHERE address_protection = 'fortrolig' AND status = 'bosatt' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1");
+    let confidential = sql(
+        &lake,
+        "SELECT municipality_number AS k, min(birth_date) AS lo, max(birth_date) AS hi FROM person WHERE address_protection = 'fortrolig' AND status = 'bosatt' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    );
     let c = &confidential[0];
-    let (k, lo, hi) = (c["k"].as_str().unwrap(), c["lo"].as_str().unwrap(), c["hi"].as_str().unwrap());
-    let out = regsync(&["cohort", "--lake", lake.to_str().unwrap(), "--municipality", k, "--born-from", lo, "--born-to", hi, "--format", "csv"]);
+    let (k, lo, hi) = (
+        c["k"].as_str().unwrap(),
+        c["lo"].as_str().unwrap(),
+        c["hi"].as_str().unwrap(),
+    );
+    let out = regsync(&[
+        "cohort",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--municipality",
+        k,
+        "--born-from",
+        lo,
+        "--born-to",
+        hi,
+        "--format",
+        "csv",
+    ]);
     assert!(out.status.success());
     let protected: Vec<String> = sql(&lake, &format!("SELECT person_id FROM person WHERE address_protection <> 'ugradert' AND municipality_number = '{k}'"))
         .iter()
@@ -78,16 +165,40 @@ fn citizen_lists_never_print_a_protected_address() {
         let cols: Vec<&str> = line.split(',').collect();
         if protected.iter().any(|p| p == cols[0]) {
             seen += 1;
-            assert!(cols[6..].iter().all(|c| c.is_empty()), "a protected person's address was printed: {line}");
+            assert!(
+                cols[6..].iter().all(|c| c.is_empty()),
+                "a protected person's address was printed: {line}"
+            );
         }
     }
-    assert!(seen > 0, "the list holds protected persons, without addresses");
+    assert!(
+        seen > 0,
+        "the list holds protected persons, without addresses"
+    );
 
     // XLSX and Parquet outputs are written.
     for (format, file) in [("xlsx", "list.xlsx"), ("parquet", "list.parquet")] {
         let path = dir.path().join(file);
-        let out = regsync(&["cohort", "--lake", lake.to_str().unwrap(), "--municipality", k, "--born-from", lo, "--born-to", hi, "--format", format, "--output", path.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = regsync(&[
+            "cohort",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--municipality",
+            k,
+            "--born-from",
+            lo,
+            "--born-to",
+            hi,
+            "--format",
+            format,
+            "--output",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bytes = std::fs::read(&path).unwrap();
         let magic: &[u8] = if format == "xlsx" { b"PK" } else { b"PAR1" };
         assert!(bytes.starts_with(magic), "{format} file");
@@ -98,12 +209,18 @@ fn citizen_lists_never_print_a_protected_address() {
 fn bad_configuration_names_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = pipeline(dir.path(), "http://127.0.0.1:9", 100);
-    let text = std::fs::read_to_string(&path).unwrap().replace("fetch_concurrency = 3", "fetch_concurrency = 3\nfetch_concurency = 4");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "fetch_concurrency = 3",
+        "fetch_concurrency = 3\nfetch_concurency = 4",
+    );
     std::fs::write(&path, text).unwrap();
     let out = regsync(&["run", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pipeline.toml") && err.contains("fetch_concurency"), "{err}");
+    assert!(
+        err.contains("pipeline.toml") && err.contains("fetch_concurency"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -111,10 +228,15 @@ fn a_register_that_is_down_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let path = pipeline(dir.path(), &format!("http://127.0.0.1:{port}"), 100);
-    let text = std::fs::read_to_string(&path).unwrap().replace("max_tries = 30", "max_tries = 2");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("max_tries = 30", "max_tries = 2");
     std::fs::write(&path, text).unwrap();
     let out = regsync(&["run", path.to_str().unwrap(), "--until-caught-up"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port}")), "the error names the register: {err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "the error names the register: {err}"
+    );
 }

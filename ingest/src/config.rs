@@ -97,7 +97,12 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        Self { batch_events: 10_000, seed_batch_persons: 50_000, fetch_concurrency: 4, poll_interval: Duration::from_secs(2) }
+        Self {
+            batch_events: 10_000,
+            seed_batch_persons: 50_000,
+            fetch_concurrency: 4,
+            poll_interval: Duration::from_secs(2),
+        }
     }
 }
 
@@ -114,7 +119,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like \"5s\""))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"5s\""))?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -148,15 +155,24 @@ fn substitute_line(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[start..]))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[start..]))?;
         let expr = &after[..end];
         let (name, default) = match expr.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (expr, None),
         };
-        match env(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
+        match env(name)
+            .filter(|v| !v.is_empty())
+            .or(default.map(str::to_owned))
+        {
             Some(v) => out.push_str(&v),
-            None => return Err(format!("environment variable {name} is not set and has no default")),
+            None => {
+                return Err(format!(
+                    "environment variable {name} is not set and has no default"
+                ));
+            }
         }
         rest = &after[end + 1..];
     }
@@ -167,7 +183,10 @@ fn substitute_line(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<
 impl Pipeline {
     /// Reads a pipeline file, substituting the process environment.
     pub fn load(path: &Path) -> Result<Self, IngestError> {
-        let err = |reason: String| IngestError::Config { path: path.to_owned(), reason };
+        let err = |reason: String| IngestError::Config {
+            path: path.to_owned(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         Self::parse(&text, |k| std::env::var(k).ok()).map_err(err)
     }
@@ -182,17 +201,28 @@ impl Pipeline {
 
     fn validate(&self) -> Result<(), String> {
         if self.source.register != "freg" {
-            return Err(format!("source.register: {:?} is not a register this version follows (freg)", self.source.register));
+            return Err(format!(
+                "source.register: {:?} is not a register this version follows (freg)",
+                self.source.register
+            ));
         }
-        if !self.source.base_url.starts_with("http://") && !self.source.base_url.starts_with("https://") {
-            return Err(format!("source.base_url: {:?} is not an http(s) URL", self.source.base_url));
+        if !self.source.base_url.starts_with("http://")
+            && !self.source.base_url.starts_with("https://")
+        {
+            return Err(format!(
+                "source.base_url: {:?} is not an http(s) URL",
+                self.source.base_url
+            ));
         }
         if !self.source.rights_package_path.starts_with('/') {
             return Err("source.rights_package_path: must start with /".into());
         }
         let w = &self.worker;
         if w.batch_events == 0 || w.seed_batch_persons == 0 || w.fetch_concurrency == 0 {
-            return Err("worker: batch_events, seed_batch_persons and fetch_concurrency must be above 0".into());
+            return Err(
+                "worker: batch_events, seed_batch_persons and fetch_concurrency must be above 0"
+                    .into(),
+            );
         }
         if self.source.max_tries == 0 {
             return Err("source.max_tries: must be above 0".into());
@@ -223,7 +253,10 @@ poll_interval = "250ms"
 
     #[test]
     fn substitutes_and_parses() {
-        let p = Pipeline::parse(FILE, |k| (k == "LAKE").then(|| "file:///tmp/lake".to_owned())).unwrap();
+        let p = Pipeline::parse(FILE, |k| {
+            (k == "LAKE").then(|| "file:///tmp/lake".to_owned())
+        })
+        .unwrap();
         assert_eq!(p.source.base_url, "http://127.0.0.1:8088");
         assert_eq!(p.lake.url, "file:///tmp/lake");
         assert_eq!(p.worker.poll_interval, Duration::from_millis(250));
@@ -237,7 +270,10 @@ poll_interval = "250ms"
 
     #[test]
     fn unknown_key_is_named() {
-        let bad = FILE.replace("fetch_concurrency = 2", "fetch_concurrency = 2\nfetch_concurency = 3");
+        let bad = FILE.replace(
+            "fetch_concurrency = 2",
+            "fetch_concurrency = 2\nfetch_concurency = 3",
+        );
         let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
         assert!(err.contains("fetch_concurency"), "{err}");
     }

@@ -76,7 +76,9 @@ impl IngestError {
     /// How the worker should treat this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Request { status: Some(s), .. } if *s == 429 || *s >= 500 => ErrorKind::Retryable,
+            Self::Request {
+                status: Some(s), ..
+            } if *s == 429 || *s >= 500 => ErrorKind::Retryable,
             Self::Request { status: None, .. } | Self::Response { .. } => ErrorKind::Retryable,
             Self::Transform(e) => e.kind(),
             _ => ErrorKind::Fatal,

@@ -13,8 +13,8 @@ use deltalake::datafusion::prelude::{SessionContext, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use schemas::tables::{ADDRESS_COLUMNS, PERSON, PERSON_HISTORY, TABLES, Table};
 use tracing::info;
@@ -27,11 +27,14 @@ pub fn lake_url(location: &str) -> Result<Url, String> {
     let url = if location.contains("://") {
         Url::parse(location).map_err(|e| format!("lake URL {location:?}: {e}"))?
     } else {
-        let path = std::path::absolute(location).map_err(|e| format!("lake path {location:?}: {e}"))?;
-        Url::from_directory_path(&path).map_err(|()| format!("lake path {location:?} is not absolute"))?
+        let path =
+            std::path::absolute(location).map_err(|e| format!("lake path {location:?}: {e}"))?;
+        Url::from_directory_path(&path)
+            .map_err(|()| format!("lake path {location:?} is not absolute"))?
     };
     if url.scheme() == "file" {
-        std::fs::create_dir_all(url.path()).map_err(|e| format!("creating lake directory {}: {e}", url.path()))?;
+        std::fs::create_dir_all(url.path())
+            .map_err(|e| format!("creating lake directory {}: {e}", url.path()))?;
     }
     Ok(url)
 }
@@ -42,7 +45,8 @@ pub fn table_url(lake: &Url, table: &Table) -> Url {
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    base.join(&format!("{}/", table.name)).expect("a table name is a valid path segment")
+    base.join(&format!("{}/", table.name))
+        .expect("a table name is a valid path segment")
 }
 
 /// The open lake tables.
@@ -53,18 +57,28 @@ pub struct Lake {
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("url", &self.url.as_str()).finish_non_exhaustive()
+        f.debug_struct("Lake")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
     }
 }
 
 fn lake_error(table: &'static Table, url: &Url) -> impl Fn(DeltaTableError) -> IngestError + use<> {
     let url = url.to_string();
-    move |e| IngestError::Lake { table: table.name, url: url.clone(), source: Box::new(e) }
+    move |e| IngestError::Lake {
+        table: table.name,
+        url: url.clone(),
+        source: Box::new(e),
+    }
 }
 
 /// Commit properties recording the given application transactions.
 pub fn commit_with(txns: &[(&str, i64)]) -> CommitProperties {
-    CommitProperties::default().with_application_transactions(txns.iter().map(|(app, v)| Transaction::new(*app, *v)).collect())
+    CommitProperties::default().with_application_transactions(
+        txns.iter()
+            .map(|(app, v)| Transaction::new(*app, *v))
+            .collect(),
+    )
 }
 
 impl Lake {
@@ -75,11 +89,22 @@ impl Lake {
             let location = table_url(url, table);
             let err = lake_error(table, &location);
             if location.scheme() == "file" {
-                std::fs::create_dir_all(location.path()).map_err(|e| err(DeltaTableError::Generic(format!("creating {}: {e}", location.path()))))?;
+                std::fs::create_dir_all(location.path()).map_err(|e| {
+                    err(DeltaTableError::Generic(format!(
+                        "creating {}: {e}",
+                        location.path()
+                    )))
+                })?;
             }
-            let mut delta = DeltaTable::try_from_url(location.clone()).await.map_err(&err)?;
+            let mut delta = DeltaTable::try_from_url(location.clone())
+                .await
+                .map_err(&err)?;
             if delta.version().is_none() {
-                let schema: StructType = table.schema.as_ref().try_into_kernel().map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                let schema: StructType = table
+                    .schema
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
                 delta = delta
                     .create()
                     .with_table_name(table.name)
@@ -92,44 +117,73 @@ impl Lake {
             }
             tables.insert(table.name, delta);
         }
-        Ok(Self { url: url.clone(), tables })
+        Ok(Self {
+            url: url.clone(),
+            tables,
+        })
     }
 
     fn table(&self, table: &'static Table) -> &DeltaTable {
-        self.tables.get(table.name).expect("every table is opened in Lake::open")
+        self.tables
+            .get(table.name)
+            .expect("every table is opened in Lake::open")
     }
 
     /// How far a table has applied a source (`None`: nothing yet).
-    pub async fn position(&self, table: &'static Table, app_id: &str) -> Result<Option<i64>, IngestError> {
+    pub async fn position(
+        &self,
+        table: &'static Table,
+        app_id: &str,
+    ) -> Result<Option<i64>, IngestError> {
         let delta = self.table(table);
         let err = lake_error(table, &self.url);
         match delta.snapshot() {
-            Ok(state) => state.transaction_version(delta.log_store().as_ref(), app_id).await.map_err(err),
+            Ok(state) => state
+                .transaction_version(delta.log_store().as_ref(), app_id)
+                .await
+                .map_err(err),
             Err(_) => Ok(None),
         }
     }
 
     /// Appends rows (if any) and records the transactions, in one commit.
-    pub async fn append(&mut self, table: &'static Table, batch: Option<RecordBatch>, txns: &[(&str, i64)]) -> Result<(), IngestError> {
+    pub async fn append(
+        &mut self,
+        table: &'static Table,
+        batch: Option<RecordBatch>,
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
         let err = lake_error(table, &self.url);
         let delta = self.table(table).clone();
         let batches: Vec<RecordBatch> = batch.into_iter().filter(|b| b.num_rows() > 0).collect();
         if batches.is_empty() {
             return self.mark(table, txns).await;
         }
-        let updated = delta.write(batches).with_commit_properties(commit_with(txns)).await.map_err(err)?;
+        let updated = delta
+            .write(batches)
+            .with_commit_properties(commit_with(txns))
+            .await
+            .map_err(err)?;
         self.tables.insert(table.name, updated);
         Ok(())
     }
 
     /// A commit with no rows that only records the transactions: the table has applied the
     /// source this far and had nothing to add.
-    async fn mark(&mut self, table: &'static Table, txns: &[(&str, i64)]) -> Result<(), IngestError> {
+    async fn mark(
+        &mut self,
+        table: &'static Table,
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
         let err = lake_error(table, &self.url);
         let delta = self.table(table);
         let log_store = delta.log_store();
         let state = delta.snapshot().map_err(&err)?;
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
         CommitBuilder::from(commit_with(txns))
             .with_actions(Vec::new())
             .build(Some(state), log_store, operation)
@@ -143,7 +197,11 @@ impl Lake {
 
     /// Upserts `person` rows (one per person) and records the transactions, in one commit. Only
     /// the birth-year partitions of the batch are read and rewritten.
-    pub async fn upsert_persons(&mut self, batch: RecordBatch, txns: &[(&str, i64)]) -> Result<(), IngestError> {
+    pub async fn upsert_persons(
+        &mut self,
+        batch: RecordBatch,
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
         if batch.num_rows() == 0 {
             return self.append(&PERSON, None, txns).await;
         }
@@ -151,20 +209,43 @@ impl Lake {
         let years = partition_list(&batch);
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch).map_err(|e| err(e.into()))?;
-        let columns: Vec<String> = PERSON.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Vec<String> = PERSON
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let delta = self.table(&PERSON).clone();
         let (updated, metrics) = delta
-            .merge(source, format!("target.person_id = source.person_id AND target.birth_year IN ({years})").as_str())
+            .merge(
+                source,
+                format!("target.person_id = source.person_id AND target.birth_year IN ({years})")
+                    .as_str(),
+            )
             .with_source_alias("source")
             .with_target_alias("target")
             .with_commit_properties(commit_with(txns))
-            .when_matched_update(|u| columns.iter().fold(u, |u, c| u.update(c.as_str(), format!("source.{c}").as_str())))
+            .when_matched_update(|u| {
+                columns.iter().fold(u, |u, c| {
+                    u.update(c.as_str(), format!("source.{c}").as_str())
+                })
+            })
             .map_err(&err)?
-            .when_not_matched_insert(|i| columns.iter().fold(i, |i, c| i.set(c.as_str(), format!("source.{c}").as_str())))
+            .when_not_matched_insert(|i| {
+                columns
+                    .iter()
+                    .fold(i, |i, c| i.set(c.as_str(), format!("source.{c}").as_str()))
+            })
             .map_err(&err)?
             .await
             .map_err(&err)?;
-        tracing::debug!(table = PERSON.name, inserted = metrics.num_target_rows_inserted, updated = metrics.num_target_rows_updated, files_rewritten = metrics.num_target_files_removed, "merged");
+        tracing::debug!(
+            table = PERSON.name,
+            inserted = metrics.num_target_rows_inserted,
+            updated = metrics.num_target_rows_updated,
+            files_rewritten = metrics.num_target_files_removed,
+            "merged"
+        );
         self.tables.insert(PERSON.name, updated);
         Ok(())
     }
@@ -172,7 +253,13 @@ impl Lake {
     /// Applies history: `closes` end the open version of their person at their `valid_to`,
     /// `scrubs` withhold every address of their person in every version (strengt fortrolig) and
     /// end the open one, `inserts` add versions. One commit.
-    pub async fn apply_history(&mut self, closes: RecordBatch, scrubs: RecordBatch, inserts: RecordBatch, txns: &[(&str, i64)]) -> Result<(), IngestError> {
+    pub async fn apply_history(
+        &mut self,
+        closes: RecordBatch,
+        scrubs: RecordBatch,
+        inserts: RecordBatch,
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
         let err = lake_error(&PERSON_HISTORY, &self.url);
         let tagged: Vec<RecordBatch> = [(closes, "close"), (scrubs, "scrub"), (inserts, "insert")]
             .into_iter()
@@ -184,16 +271,33 @@ impl Lake {
             return self.append(&PERSON_HISTORY, None, txns).await;
         }
         if tagged.iter().all(|b| kind_of(b) == "insert") {
-            let plain: Vec<RecordBatch> = tagged.iter().map(|b| b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>())).collect::<Result<_, _>>().map_err(|e| err(e.into()))?;
+            let plain: Vec<RecordBatch> = tagged
+                .iter()
+                .map(|b| b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.into()))?;
             let delta = self.table(&PERSON_HISTORY).clone();
-            let updated = delta.write(plain).with_commit_properties(commit_with(txns)).await.map_err(&err)?;
+            let updated = delta
+                .write(plain)
+                .with_commit_properties(commit_with(txns))
+                .await
+                .map_err(&err)?;
             self.tables.insert(PERSON_HISTORY.name, updated);
             return Ok(());
         }
-        let years = tagged.iter().map(partition_list).collect::<Vec<_>>().join(", ");
+        let years = tagged
+            .iter()
+            .map(partition_list)
+            .collect::<Vec<_>>()
+            .join(", ");
         let ctx = SessionContext::new();
         let source = ctx.read_batches(tagged).map_err(|e| err(e.into()))?;
-        let columns: Vec<String> = PERSON_HISTORY.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Vec<String> = PERSON_HISTORY
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let delta = self.table(&PERSON_HISTORY).clone();
         let predicate = format!(
             "target.person_id = source.person_id AND source.merge_kind <> 'insert' \
@@ -205,9 +309,15 @@ impl Lake {
             .with_target_alias("target")
             .with_commit_properties(commit_with(txns))
             .when_matched_update(|u| {
-                let u = u.predicate("source.merge_kind = 'scrub'").update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
+                let u = u
+                    .predicate("source.merge_kind = 'scrub'")
+                    .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
                 ADDRESS_COLUMNS.iter().fold(u, |u, c| {
-                    let null = if *c == "moved_in_date" { ScalarValue::Date32(None) } else { ScalarValue::Utf8(None) };
+                    let null = if *c == "moved_in_date" {
+                        ScalarValue::Date32(None)
+                    } else {
+                        ScalarValue::Utf8(None)
+                    };
                     u.update(*c, lit(null))
                 })
             })
@@ -215,7 +325,11 @@ impl Lake {
             .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
             .map_err(&err)?
             .when_not_matched_insert(|i| {
-                columns.iter().fold(i.predicate("source.merge_kind = 'insert'"), |i, c| i.set(c.as_str(), format!("source.{c}").as_str()))
+                columns
+                    .iter()
+                    .fold(i.predicate("source.merge_kind = 'insert'"), |i, c| {
+                        i.set(c.as_str(), format!("source.{c}").as_str())
+                    })
             })
             .map_err(&err)?
             .await
@@ -235,16 +349,29 @@ fn partition_list(batch: &RecordBatch) -> String {
     let years = batch
         .column_by_name("birth_year")
         .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
-        .map(|a| a.iter().flatten().collect::<std::collections::BTreeSet<i32>>())
+        .map(|a| {
+            a.iter()
+                .flatten()
+                .collect::<std::collections::BTreeSet<i32>>()
+        })
         .unwrap_or_default();
     if years.is_empty() {
         return "NULL".into();
     }
-    years.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+    years
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn with_kind(batch: RecordBatch, kind: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new("merge_kind", DataType::Utf8, false));
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![kind; batch.num_rows()])));

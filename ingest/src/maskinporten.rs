@@ -56,28 +56,46 @@ pub struct TokenSource {
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("TokenSource")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl TokenSource {
     /// Reads the signing key.
     pub fn new(config: Maskinporten, http: reqwest::Client) -> Result<Self, IngestError> {
-        let err = |reason: String| IngestError::Token { token_url: config.token_url.clone(), reason };
-        let pem = std::fs::read(&config.key_file)
-            .map_err(|e| err(format!("reading key file {}: {e}", config.key_file.display())))?;
-        let key = EncodingKey::from_rsa_pem(&pem)
-            .map_err(|e| err(format!("key file {} is not an RSA PEM key: {e}", config.key_file.display())))?;
-        Ok(Self { config, key, http, cached: Mutex::new(None) })
+        let err = |reason: String| IngestError::Token {
+            token_url: config.token_url.clone(),
+            reason,
+        };
+        let pem = std::fs::read(&config.key_file).map_err(|e| {
+            err(format!(
+                "reading key file {}: {e}",
+                config.key_file.display()
+            ))
+        })?;
+        let key = EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+            err(format!(
+                "key file {} is not an RSA PEM key: {e}",
+                config.key_file.display()
+            ))
+        })?;
+        Ok(Self {
+            config,
+            key,
+            http,
+            cached: Mutex::new(None),
+        })
     }
 
     /// A valid token: the cached one, or a new one.
     pub async fn token(&self) -> Result<AccessToken, IngestError> {
         let mut cached = self.cached.lock().await;
-        if let Some((token, valid_until)) = cached.as_ref() {
-            if Instant::now() + RENEW_BEFORE < *valid_until {
-                return Ok(token.clone());
-            }
+        if let Some((token, valid_until)) = cached.as_ref()
+            && Instant::now() + RENEW_BEFORE < *valid_until
+        {
+            return Ok(token.clone());
         }
         let (token, lifetime) = self.request().await?;
         *cached = Some((token.clone(), Instant::now() + lifetime));
@@ -87,7 +105,10 @@ impl TokenSource {
 
     async fn request(&self) -> Result<(AccessToken, Duration), IngestError> {
         let c = &self.config;
-        let err = |reason: String| IngestError::Token { token_url: c.token_url.clone(), reason };
+        let err = |reason: String| IngestError::Token {
+            token_url: c.token_url.clone(),
+            reason,
+        };
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             aud: &c.audience,
@@ -99,20 +120,33 @@ impl TokenSource {
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid.clone_from(&c.key_id);
-        let assertion = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| err(format!("signing the assertion: {e}")))?;
+        let assertion = jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| err(format!("signing the assertion: {e}")))?;
         let response = self
             .http
             .post(&c.token_url)
-            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
             .send()
             .await
             .map_err(|e| err(e.without_url().to_string()))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(err(format!("HTTP {status}: {}", body.chars().take(300).collect::<String>())));
+            return Err(err(format!(
+                "HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            )));
         }
-        let parsed: TokenResponse = response.json().await.map_err(|e| err(format!("unreadable token response: {}", e.without_url())))?;
-        Ok((AccessToken(parsed.access_token), Duration::from_secs(parsed.expires_in)))
+        let parsed: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| err(format!("unreadable token response: {}", e.without_url())))?;
+        Ok((
+            AccessToken(parsed.access_token),
+            Duration::from_secs(parsed.expires_in),
+        ))
     }
 }

@@ -9,13 +9,18 @@ use crate::QueryError;
 
 /// The lake's base URL from `file:///x`, `s3://b/p` or a plain path.
 pub fn lake_url(location: &str) -> Result<Url, QueryError> {
-    let err = |reason: String| QueryError::Lake { location: location.to_owned(), reason };
+    let err = |reason: String| QueryError::Lake {
+        location: location.to_owned(),
+        reason,
+    };
     let mut url = if location.contains("://") {
         Url::parse(location).map_err(|e| err(e.to_string()))?
     } else {
         let path = std::path::absolute(location).map_err(|e| err(e.to_string()))?;
         if !path.is_dir() {
-            return Err(err("no such directory: run `regsync run` (or `regsync demo`) first".into()));
+            return Err(err(
+                "no such directory: run `regsync run` (or `regsync demo`) first".into(),
+            ));
         }
         Url::from_directory_path(&path).map_err(|()| err("not an absolute path".into()))?
     };
@@ -27,10 +32,16 @@ pub fn lake_url(location: &str) -> Result<Url, QueryError> {
 
 /// Opens one table.
 pub async fn open_table(lake: &Url, table: &'static Table) -> Result<DeltaTable, QueryError> {
-    let url = lake.join(&format!("{}/", table.name)).expect("a table name is a valid path segment");
+    let url = lake
+        .join(&format!("{}/", table.name))
+        .expect("a table name is a valid path segment");
     deltalake::open_table(url.clone())
         .await
-        .map_err(|e| QueryError::Table { table: table.name, url: url.to_string(), source: Box::new(e) })
+        .map_err(|e| QueryError::Table {
+            table: table.name,
+            url: url.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// A session with every lake table registered under its name.
@@ -39,8 +50,21 @@ pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
     let ctx = SessionContext::new();
     for table in TABLES.iter() {
         let delta = open_table(&lake, table).await?;
-        delta.update_datafusion_session(&ctx.state()).map_err(|e| QueryError::Table { table: table.name, url: lake.to_string(), source: Box::new(e) })?;
-        let provider = delta.table_provider().await.map_err(|e| QueryError::Table { table: table.name, url: lake.to_string(), source: Box::new(e.into()) })?;
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| QueryError::Table {
+                table: table.name,
+                url: lake.to_string(),
+                source: Box::new(e),
+            })?;
+        let provider = delta
+            .table_provider()
+            .await
+            .map_err(|e| QueryError::Table {
+                table: table.name,
+                url: lake.to_string(),
+                source: Box::new(e.into()),
+            })?;
         ctx.register_table(table.name, provider)?;
     }
     Ok(ctx)

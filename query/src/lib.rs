@@ -7,7 +7,7 @@
 //! - [`context`]: a DataFusion session with every lake table registered.
 //! - [`sql`]: run SQL, print as a table, CSV or JSON.
 //! - [`cohort`]: the citizen list by kommune, birth dates, status and date, as CSV, XLSX or Parquet.
-//! - [`error`]: [`QueryError`].
+//! - [`error`]: the crate's error type, [`QueryError`].
 
 pub mod cohort;
 pub mod context;

@@ -24,15 +24,30 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
 }
 
 /// Writes batches in a format.
-pub fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<(), QueryError> {
-    let err = |format: &'static str| move |e: arrow::error::ArrowError| QueryError::Output { format, reason: e.to_string() };
+pub fn write(
+    batches: &[RecordBatch],
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
+    let err = |format: &'static str| {
+        move |e: arrow::error::ArrowError| QueryError::Output {
+            format,
+            reason: e.to_string(),
+        }
+    };
     match format {
         Format::Table => {
-            let table = arrow::util::pretty::pretty_format_batches(batches).map_err(err("table"))?;
-            writeln!(out, "{table}").map_err(|e| QueryError::Output { format: "table", reason: e.to_string() })
+            let table =
+                arrow::util::pretty::pretty_format_batches(batches).map_err(err("table"))?;
+            writeln!(out, "{table}").map_err(|e| QueryError::Output {
+                format: "table",
+                reason: e.to_string(),
+            })
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b).map_err(err("csv"))?;
             }

@@ -11,4 +11,4 @@
 pub mod cursor;
 pub mod tables;
 
-pub use tables::{Table, TABLES};
+pub use tables::{TABLES, Table};

@@ -156,7 +156,11 @@ mod tests {
     fn partition_columns_are_in_the_schema() {
         for table in TABLES.iter() {
             for column in table.partition_columns {
-                assert!(table.schema.field_with_name(column).is_ok(), "{}.{column}", table.name);
+                assert!(
+                    table.schema.field_with_name(column).is_ok(),
+                    "{}.{column}",
+                    table.name
+                );
             }
         }
     }

@@ -2,8 +2,8 @@
 //! emigration, immigration, protection changes, and events regsync does not interpret.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::rngs::SmallRng;
 use rand::Rng;
+use rand::rngs::SmallRng;
 
 use crate::kommuner::{self, KOMMUNER};
 use crate::names;
@@ -16,16 +16,31 @@ pub fn step(world: &mut World, rng: &mut SmallRng, at: DateTime<Utc>) -> Vec<i64
     let roll: u32 = rng.random_range(0..100);
     for _ in 0..20 {
         let person = rng.random_range(0..world.population.cores.len() as u32);
-        let Some(state) = world.current(person) else { continue };
+        let Some(state) = world.current(person) else {
+            continue;
+        };
         let alive_resident = state.status() == "bosatt";
         let written = match roll {
             0..=29 if alive_resident => moved(world, rng, person, state, at, false),
             30..=44 if alive_resident => moved(world, rng, person, state, at, true),
             45..=51 if alive_resident => renamed(world, rng, person, state, at),
-            52..=61 if alive_resident && state.female && state.age_at(at) >= 20 && state.age_at(at) <= 45 => born(world, rng, person, state, at),
-            62..=68 if alive_resident && state.age_at(at) >= 60 => died(world, rng, person, state, at),
-            69..=74 if alive_resident && state.age_at(at) >= 18 && state.spouse.is_none() => married(world, rng, person, state, at),
-            75..=79 if alive_resident && state.age_at(at) >= 18 => emigrated(world, rng, person, state, at),
+            52..=61
+                if alive_resident
+                    && state.female
+                    && state.age_at(at) >= 20
+                    && state.age_at(at) <= 45 =>
+            {
+                born(world, rng, person, state, at)
+            }
+            62..=68 if alive_resident && state.age_at(at) >= 60 => {
+                died(world, rng, person, state, at)
+            }
+            69..=74 if alive_resident && state.age_at(at) >= 18 && state.spouse.is_none() => {
+                married(world, rng, person, state, at)
+            }
+            75..=79 if alive_resident && state.age_at(at) >= 18 => {
+                emigrated(world, rng, person, state, at)
+            }
             80..=86 => immigrated(world, rng, at),
             87..=89 if alive_resident => protected(world, rng, person, state, at),
             90..=99 => {
@@ -46,7 +61,14 @@ impl PersonState {
     }
 }
 
-fn moved(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>, other_kommune: bool) -> Vec<i64> {
+fn moved(
+    world: &mut World,
+    rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+    other_kommune: bool,
+) -> Vec<i64> {
     let kommune = match (other_kommune, s.residence()) {
         (false, Some(r)) => kommuner::index_of(&r.kommune).unwrap_or(0),
         _ => kommuner::draw(rng.random()),
@@ -58,19 +80,35 @@ fn moved(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState,
     vec![world.record(person, s, "endringIBostedsadresse", at)]
 }
 
-fn renamed(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn renamed(
+    world: &mut World,
+    rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     let from = s.statuses.first().map_or(at, |(_, t)| *t);
-    s.earlier_names.push((s.given.clone(), s.family.clone(), from, at));
+    s.earlier_names
+        .push((s.given.clone(), s.family.clone(), from, at));
     s.family = names::FAMILY[rng.random_range(0..names::FAMILY.len())].to_owned();
     vec![world.record(person, s, "endringINavn", at)]
 }
 
-fn born(world: &mut World, rng: &mut SmallRng, mother: u32, mut m: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn born(
+    world: &mut World,
+    rng: &mut SmallRng,
+    mother: u32,
+    mut m: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     let birth = at.date_naive();
     let (child, id) = world.population.push_new(birth, false);
     let female = rng.random_bool(0.49);
     let given = if female { names::FEMALE } else { names::MALE };
-    let mut residence = m.residence().cloned().unwrap_or_else(|| Population::residence(rng, 0, at));
+    let mut residence = m
+        .residence()
+        .cloned()
+        .unwrap_or_else(|| Population::residence(rng, 0, at));
     residence.from = at;
     residence.to = None;
     let baby = PersonState {
@@ -102,16 +140,30 @@ fn born(world: &mut World, rng: &mut SmallRng, mother: u32, mut m: PersonState, 
     vec![first, second]
 }
 
-fn died(world: &mut World, _rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn died(
+    world: &mut World,
+    _rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     s.statuses.push(("doed".to_owned(), at));
     s.death = Some(at.date_naive());
     vec![world.record(person, s, "personErDoed", at)]
 }
 
-fn married(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn married(
+    world: &mut World,
+    rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     for _ in 0..20 {
         let other = rng.random_range(0..world.population.cores.len() as u32);
-        let Some(mut o) = world.current(other) else { continue };
+        let Some(mut o) = world.current(other) else {
+            continue;
+        };
         if other == person || o.status() != "bosatt" || o.spouse.is_some() || o.age_at(at) < 18 {
             continue;
         }
@@ -126,12 +178,21 @@ fn married(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonStat
     Vec::new()
 }
 
-fn emigrated(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn emigrated(
+    world: &mut World,
+    rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     if let Some(r) = s.residences.last_mut().filter(|r| r.to.is_none()) {
         r.to = Some(at);
     }
     s.statuses.push(("utflyttet".to_owned(), at));
-    s.emigrated = Some((names::COUNTRIES[rng.random_range(0..names::COUNTRIES.len())].to_owned(), at.date_naive()));
+    s.emigrated = Some((
+        names::COUNTRIES[rng.random_range(0..names::COUNTRIES.len())].to_owned(),
+        at.date_naive(),
+    ));
     vec![world.record(person, s, "endringIUtflytting", at)]
 }
 
@@ -172,7 +233,13 @@ fn immigrated(world: &mut World, rng: &mut SmallRng, at: DateTime<Utc>) -> Vec<i
     vec![world.record(person, s, "endringIInnflytting", at)]
 }
 
-fn protected(world: &mut World, rng: &mut SmallRng, person: u32, mut s: PersonState, at: DateTime<Utc>) -> Vec<i64> {
+fn protected(
+    world: &mut World,
+    rng: &mut SmallRng,
+    person: u32,
+    mut s: PersonState,
+    at: DateTime<Utc>,
+) -> Vec<i64> {
     // Migrated data writes grading in upper case; the simulator does too, now and then.
     s.protection = match rng.random_range(0..6) {
         0 => "STRENGT_FORTROLIG",

@@ -28,10 +28,19 @@ pub static KOMMUNER: LazyLock<Vec<Kommune>> = LazyLock::new(|| {
             let known: u32 = pop.trim().parse().unwrap_or(0);
             // Unknown sizes: a spread of small kommuner (about half of them under 5 000).
             let n: u32 = number.parse().unwrap_or(0);
-            let weight = if known > 0 { known } else { 1_500 + (n * 7_919) % 22_000 };
+            let weight = if known > 0 {
+                known
+            } else {
+                1_500 + (n * 7_919) % 22_000
+            };
             // Synthetic postcodes: four digits, distinct per kommune, stable.
             let postcode_base = (1000 + (i as u32) * 25) % 10_000;
-            Some(Kommune { number, name, weight, postcode_base })
+            Some(Kommune {
+                number,
+                name,
+                weight,
+                postcode_base,
+            })
         })
         .collect()
 });
@@ -39,10 +48,13 @@ pub static KOMMUNER: LazyLock<Vec<Kommune>> = LazyLock::new(|| {
 /// Cumulative weights for drawing a kommune by population.
 pub static CUMULATIVE: LazyLock<Vec<u64>> = LazyLock::new(|| {
     let mut sum = 0u64;
-    KOMMUNER.iter().map(|k| {
-        sum += u64::from(k.weight);
-        sum
-    }).collect()
+    KOMMUNER
+        .iter()
+        .map(|k| {
+            sum += u64::from(k.weight);
+            sum
+        })
+        .collect()
 });
 
 /// Draws a kommune index from a uniform `u64`.

@@ -81,7 +81,11 @@ impl Running {
 
 /// Builds the population, binds `listen` and serves until `shutdown` is cancelled, producing
 /// changes in the background.
-pub async fn start(config: Config, listen: &str, shutdown: CancellationToken) -> Result<Running, SimulatorError> {
+pub async fn start(
+    config: Config,
+    listen: &str,
+    shutdown: CancellationToken,
+) -> Result<Running, SimulatorError> {
     let started = std::time::Instant::now();
     let world = tokio::task::spawn_blocking({
         let (persons, seed) = (config.persons, config.seed);
@@ -89,16 +93,31 @@ pub async fn start(config: Config, listen: &str, shutdown: CancellationToken) ->
     })
     .await
     .expect("building the population does not panic");
-    info!(persons = config.persons, seed = config.seed, elapsed_ms = started.elapsed().as_millis() as u64, "population ready");
+    info!(
+        persons = config.persons,
+        seed = config.seed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "population ready"
+    );
     let shared = Shared::new(world, config.faults, config.seed);
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| SimulatorError::Serve { addr: listen.to_owned(), source })?;
-    let addr = listener.local_addr().map_err(|source| SimulatorError::Serve { addr: listen.to_owned(), source })?;
+        .map_err(|source| SimulatorError::Serve {
+            addr: listen.to_owned(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SimulatorError::Serve {
+            addr: listen.to_owned(),
+            source,
+        })?;
     let app = server::router(shared.clone());
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
         if let Err(error) = served {
             tracing::error!(%error, "simulator server stopped");
         }
@@ -124,10 +143,19 @@ async fn produce(shared: Arc<Shared>, config: Config, shutdown: CancellationToke
             _ = interval.tick() => {}
         }
         owed += per_tick;
-        let mut world = shared.world.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut world = shared
+            .world
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while owed >= 1.0 {
-            if config.max_events.is_some_and(|max| world.head() as u64 >= max) {
-                info!(head = world.head(), "event stream finished (max events reached)");
+            if config
+                .max_events
+                .is_some_and(|max| world.head() as u64 >= max)
+            {
+                info!(
+                    head = world.head(),
+                    "event stream finished (max events reached)"
+                );
                 return;
             }
             let n = events::step(&mut world, &mut rng, chrono::Utc::now()).len();

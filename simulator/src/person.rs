@@ -74,7 +74,10 @@ pub struct PersonState {
 impl PersonState {
     /// The current status.
     pub fn status(&self) -> &str {
-        self.statuses.last().map(|(s, _)| s.as_str()).unwrap_or("bosatt")
+        self.statuses
+            .last()
+            .map(|(s, _)| s.as_str())
+            .unwrap_or("bosatt")
     }
 
     /// The current residence, if any.
@@ -84,17 +87,26 @@ impl PersonState {
 
     /// The residence valid at `at`.
     pub fn residence_at(&self, at: DateTime<Utc>) -> Option<&Residence> {
-        self.residences.iter().rev().find(|r| r.from <= at && r.to.is_none_or(|to| to > at))
+        self.residences
+            .iter()
+            .rev()
+            .find(|r| r.from <= at && r.to.is_none_or(|to| to > at))
     }
 
     /// The status valid at `at`.
     pub fn status_at(&self, at: DateTime<Utc>) -> Option<&str> {
-        self.statuses.iter().rev().find(|(_, from)| *from <= at).map(|(s, _)| s.as_str())
+        self.statuses
+            .iter()
+            .rev()
+            .find(|(_, from)| *from <= at)
+            .map(|(s, _)| s.as_str())
     }
 
     /// Whether the register withholds this person's addresses (strengt fortrolig).
     pub fn strictly_protected(&self) -> bool {
-        self.protection.replace('_', "").eq_ignore_ascii_case("strengtfortrolig")
+        self.protection
+            .replace('_', "")
+            .eq_ignore_ascii_case("strengtfortrolig")
     }
 
     /// The person document (`Folkeregisterperson`), as the register serves it.
@@ -113,22 +125,34 @@ impl PersonState {
             }
             base
         };
-        let born = self.birth.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        let born = self
+            .birth
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc();
         let mut doc = serde_json::Map::new();
         doc.insert(
             "identifikasjonsnummer".into(),
-            json!([with(meta(true, born), json!({
-                "status": "iBruk",
-                "foedselsEllerDNummer": self.id,
-                "identifikatortype": if self.d_number { "dNummer" } else { "foedselsnummer" },
-            }))]),
+            json!([with(
+                meta(true, born),
+                json!({
+                    "status": "iBruk",
+                    "foedselsEllerDNummer": self.id,
+                    "identifikatortype": if self.d_number { "dNummer" } else { "foedselsnummer" },
+                })
+            )]),
         );
         let n = self.statuses.len();
         doc.insert(
             "status".into(),
-            Value::Array(self.statuses.iter().enumerate().rev().map(|(i, (s, from))| {
-                with(meta(i + 1 == n, *from), json!({ "status": s }))
-            }).collect()),
+            Value::Array(
+                self.statuses
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, (s, from))| with(meta(i + 1 == n, *from), json!({ "status": s })))
+                    .collect(),
+            ),
         );
         doc.insert("kjoenn".into(), json!([{ "erGjeldende": true, "kilde": "Synutopia", "kjoenn": if self.female { "kvinne" } else { "mann" } }]));
         let mut birth = json!({
@@ -148,13 +172,22 @@ impl PersonState {
             n
         })];
         for (given, family, from, to) in self.earlier_names.iter().rev() {
-            let mut old = with(meta(false, *from), json!({ "fornavn": given.to_uppercase(), "etternavn": family.to_uppercase() }));
+            let mut old = with(
+                meta(false, *from),
+                json!({ "fornavn": given.to_uppercase(), "etternavn": family.to_uppercase() }),
+            );
             old["opphoerstidspunkt"] = json!(to.to_rfc3339());
             names.push(old);
         }
         doc.insert("navn".into(), Value::Array(names));
         if !self.protection.eq_ignore_ascii_case("ugradert") {
-            doc.insert("adressebeskyttelse".into(), json!([with(meta(true, born), json!({ "graderingsnivaa": self.protection }))]));
+            doc.insert(
+                "adressebeskyttelse".into(),
+                json!([with(
+                    meta(true, born),
+                    json!({ "graderingsnivaa": self.protection })
+                )]),
+            );
         }
         let residences: Vec<Value> = self
             .residences
@@ -174,12 +207,21 @@ impl PersonState {
                     "poststed": { "poststedsnavn": "OSLO", "postnummer": "0125" } }
             }))]));
         }
-        doc.insert("statsborgerskap".into(), json!([with(meta(true, born), json!({ "statsborgerskap": self.citizenship }))]));
+        doc.insert(
+            "statsborgerskap".into(),
+            json!([with(
+                meta(true, born),
+                json!({ "statsborgerskap": self.citizenship })
+            )]),
+        );
         let mut marital = json!({ "sivilstand": self.marital });
         if let Some(s) = &self.spouse {
             marital["relatertVedSivilstand"] = json!(s);
         }
-        doc.insert("sivilstand".into(), json!([with(meta(true, born), marital)]));
+        doc.insert(
+            "sivilstand".into(),
+            json!([with(meta(true, born), marital)]),
+        );
         let mut relations = Vec::new();
         for (who, role) in [(&self.mother, "mor"), (&self.father, "far")] {
             if let Some(id) = who {

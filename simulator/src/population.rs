@@ -16,7 +16,9 @@ use crate::person::{PersonState, Residence};
 
 /// The date the base population describes; events happen after it.
 pub fn reference_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("a valid time")
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time")
 }
 
 /// What the simulator keeps for every person.
@@ -62,7 +64,13 @@ impl IdAllocator {
             let individual = *counter % 1000;
             *counter += 1;
             let day = birth.day() + if d_number { 40 } else { 0 };
-            let nine = format!("{:02}{:02}{:02}{:03}", day, birth.month() + 80, birth.year() % 100, individual);
+            let nine = format!(
+                "{:02}{:02}{:02}{:03}",
+                day,
+                birth.month() + 80,
+                birth.year() % 100,
+                individual
+            );
             if let Some(id) = transform::ident::complete(&nine) {
                 return id;
             }
@@ -128,17 +136,38 @@ impl Population {
             };
             let first = cores.len() as u32;
             let size = (1 + u32::from(partner) + u32::from(children)).min(persons - first);
-            let hh = Household { first, head_age, partner, children, d_number };
+            let hh = Household {
+                first,
+                head_age,
+                partner,
+                children,
+                d_number,
+            };
             for slot in 0..size as u8 {
                 let (birth, _, _) = Self::member_basics(seed, h, &hh, slot);
                 let id = ids.allocate(birth, d_number);
-                cores.push(Core { household: h, slot, id: id.parse().expect("digits") });
+                cores.push(Core {
+                    household: h,
+                    slot,
+                    id: id.parse().expect("digits"),
+                });
             }
             households.push(hh);
             h += 1;
         }
-        let by_id = cores.iter().enumerate().map(|(i, c)| (c.id, i as u32)).collect();
-        Self { seed, households, base_len: cores.len() as u32, cores, by_id, ids }
+        let by_id = cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i as u32))
+            .collect();
+        Self {
+            seed,
+            households,
+            base_len: cores.len() as u32,
+            cores,
+            by_id,
+            ids,
+        }
     }
 
     /// Birth date, sex and age of a household member, from the household's own random stream.
@@ -154,7 +183,10 @@ impl Population {
             n => {
                 let mut crng = household_rng(seed, h.wrapping_add(0x7777_0000 + u32::from(n)));
                 let max = hh.head_age.saturating_sub(20).max(1);
-                let age = hh.head_age.saturating_sub(crng.random_range(20..42)).min(max.min(24));
+                let age = hh
+                    .head_age
+                    .saturating_sub(crng.random_range(20..42))
+                    .min(max.min(24));
                 (birth_date(&mut crng, age), crng.random_bool(0.49), age)
             }
         }
@@ -167,7 +199,9 @@ impl Population {
 
     /// The index of an identity number.
     pub fn index_of(&self, id: &str) -> Option<u32> {
-        id.parse::<u64>().ok().and_then(|n| self.by_id.get(&n).copied())
+        id.parse::<u64>()
+            .ok()
+            .and_then(|n| self.by_id.get(&n).copied())
     }
 
     /// A random residence in the given kommune.
@@ -185,7 +219,9 @@ impl Population {
             kommune: k.number.to_owned(),
             street,
             number: rng.random_range(1..180),
-            letter: rng.random_bool(0.1).then(|| ['A', 'B', 'C'][rng.random_range(0..3)]),
+            letter: rng
+                .random_bool(0.1)
+                .then(|| ['A', 'B', 'C'][rng.random_range(0..3)]),
             postcode: format!("{:04}", k.postcode_base + rng.random_range(0..20)),
             place: k.name.to_uppercase(),
             from,
@@ -199,7 +235,8 @@ impl Population {
         let hh = self.households[core.household as usize];
         let members = |slot: u8| {
             let i = hh.first + u32::from(slot);
-            (i < self.base_len && self.cores[i as usize].household == core.household).then(|| self.id_of(i))
+            (i < self.base_len && self.cores[i as usize].household == core.household)
+                .then(|| self.id_of(i))
         };
         let (birth, female, age) = Self::member_basics(self.seed, core.household, &hh, core.slot);
         let mut hrng = household_rng(self.seed, core.household.wrapping_add(0x3333_0000));
@@ -211,11 +248,22 @@ impl Population {
             40..=44 => "klientadresse",
             _ => "ugradert",
         };
-        let moved_years = hrng.random_range(0..20).min(i64::from(age.max(1)) - 1).max(0);
-        let moved = reference_time() - Duration::days(moved_years * 365 + hrng.random_range(1..365));
-        let current = Self::residence(&mut hrng, kommune, moved.max(birth.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+        let moved_years = hrng
+            .random_range(0..20)
+            .min(i64::from(age.max(1)) - 1)
+            .max(0);
+        let moved =
+            reference_time() - Duration::days(moved_years * 365 + hrng.random_range(1..365));
+        let current = Self::residence(
+            &mut hrng,
+            kommune,
+            moved.max(birth.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+        );
         let mut residences = Vec::new();
-        if hrng.random_bool(0.4) && current.from > birth.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(400) {
+        if hrng.random_bool(0.4)
+            && current.from
+                > birth.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(400)
+        {
             let earlier_from = current.from - Duration::days(hrng.random_range(200..3000));
             let k = kommuner::draw(hrng.random());
             let mut earlier = Self::residence(&mut hrng, k, earlier_from);
@@ -226,7 +274,9 @@ impl Population {
         let mut prng = household_rng(self.seed, idx.wrapping_add(0x1111_0000));
         let given_list = if female { names::FEMALE } else { names::MALE };
         let given = given_list[prng.random_range(0..given_list.len())].to_owned();
-        let middle = prng.random_bool(0.15).then(|| names::FAMILY[prng.random_range(0..names::FAMILY.len())].to_owned());
+        let middle = prng
+            .random_bool(0.15)
+            .then(|| names::FAMILY[prng.random_range(0..names::FAMILY.len())].to_owned());
         let born_at = birth.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let mut statuses = vec![("bosatt".to_owned(), born_at)];
         let mut death = None;
@@ -245,13 +295,20 @@ impl Population {
                 r.to = Some(d.max(r.from));
             }
             statuses.push(("utflyttet".to_owned(), d));
-            emigrated = Some((names::COUNTRIES[prng.random_range(0..names::COUNTRIES.len())].to_owned(), d.date_naive()));
+            emigrated = Some((
+                names::COUNTRIES[prng.random_range(0..names::COUNTRIES.len())].to_owned(),
+                d.date_naive(),
+            ));
         }
         let is_child = core.slot >= 2;
         let (mother, father) = if is_child {
             let head_female = Self::member_basics(self.seed, core.household, &hh, 0).1;
             let (head, partner) = (members(0), members(1));
-            if head_female { (head, partner) } else { (partner, head) }
+            if head_female {
+                (head, partner)
+            } else {
+                (partner, head)
+            }
         } else {
             (None, None)
         };
@@ -260,7 +317,11 @@ impl Population {
             1 => members(0),
             _ => None,
         };
-        let children = if core.slot < 2 { (2..2 + hh.children).filter_map(members).collect() } else { Vec::new() };
+        let children = if core.slot < 2 {
+            (2..2 + hh.children).filter_map(members).collect()
+        } else {
+            Vec::new()
+        };
         PersonState {
             id: self.id_of(idx),
             d_number: hh.d_number,
@@ -275,14 +336,23 @@ impl Population {
             death,
             residences,
             protection: protection.to_owned(),
-            citizenship: if hh.d_number { names::COUNTRIES[prng.random_range(0..names::COUNTRIES.len())].to_owned() } else { "NOR".to_owned() },
-            marital: if spouse.is_some() { "gift" } else if age >= 18 { "ugift" } else { "ugift" }.to_owned(),
+            citizenship: if hh.d_number {
+                names::COUNTRIES[prng.random_range(0..names::COUNTRIES.len())].to_owned()
+            } else {
+                "NOR".to_owned()
+            },
+            marital: if spouse.is_some() { "gift" } else { "ugift" }.to_owned(),
             spouse,
             mother,
             father,
             children,
             emigrated,
-            immigrated: hh.d_number.then(|| ("POL".to_owned(), reference_time().date_naive() - Duration::days(100))),
+            immigrated: hh.d_number.then(|| {
+                (
+                    "POL".to_owned(),
+                    reference_time().date_naive() - Duration::days(100),
+                )
+            }),
         }
     }
 
@@ -291,7 +361,11 @@ impl Population {
         let id = self.ids.allocate(birth, d_number);
         let n: u64 = id.parse().expect("digits");
         let idx = self.cores.len() as u32;
-        self.cores.push(Core { household: u32::MAX, slot: 0, id: n });
+        self.cores.push(Core {
+            household: u32::MAX,
+            slot: 0,
+            id: n,
+        });
         self.by_id.insert(n, idx);
         (idx, id)
     }

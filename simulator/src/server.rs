@@ -34,9 +34,17 @@ pub const EXTRACT_BATCH: u32 = 1000;
 #[derive(Debug, Clone)]
 enum Job {
     /// Everyone who existed at a sequence number: persons `0..persons`.
-    Complete { seq: i64, persons: u32, created: Instant },
+    Complete {
+        seq: i64,
+        persons: u32,
+        created: Instant,
+    },
     /// A custom extract: the matching persons, listed at creation.
-    Custom { seq: i64, persons: Vec<u32>, created: Instant },
+    Custom {
+        seq: i64,
+        persons: Vec<u32>,
+        created: Instant,
+    },
 }
 
 /// Shared server state.
@@ -61,7 +69,9 @@ impl Shared {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
-        self.world.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -99,7 +109,10 @@ async fn faults(State(s): AppState, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (hit, kind) = {
-        let mut rng = s.fault_rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = s
+            .fault_rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         (rng.random_bool(s.faults.min(1.0)), rng.random_range(0..5u8))
     };
     if !hit {
@@ -108,11 +121,20 @@ async fn faults(State(s): AppState, req: Request, next: Next) -> Response {
     match kind {
         0 => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "FREG-429", "for mange kall");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        1 => error(StatusCode::INTERNAL_SERVER_ERROR, "FREG-500", "intern feil (simulert)"),
-        2 => error(StatusCode::SERVICE_UNAVAILABLE, "FREG-503", "utilgjengelig (simulert)"),
+        1 => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "FREG-500",
+            "intern feil (simulert)",
+        ),
+        2 => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "FREG-503",
+            "utilgjengelig (simulert)",
+        ),
         3 => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             next.run(req).await
@@ -120,7 +142,9 @@ async fn faults(State(s): AppState, req: Request, next: Next) -> Response {
         _ => {
             let response = next.run(req).await;
             let (parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
             let cut = bytes.slice(..bytes.len() / 2);
             let mut parts = parts;
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -140,7 +164,9 @@ async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap)
     };
     let (mut entries, last) = {
         let w = s.read();
-        let start = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX).min(w.feed.len());
+        let start = usize::try_from(from.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .min(w.feed.len());
         let page: Vec<Value> = w.feed[start..(start + PAGE).min(w.feed.len())]
             .iter()
             .map(|e| {
@@ -161,12 +187,18 @@ async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap)
         (page, last)
     };
     let etag = format!("\"{from}-{last}\"");
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     // Fault: a repeated entry, as feeds sometimes serve.
     if s.faults > 0.0 && !entries.is_empty() {
-        let mut rng = s.fault_rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = s
+            .fault_rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if rng.random_bool(s.faults.min(1.0)) {
             let i = rng.random_range(0..entries.len());
             let dup = entries[i].clone();
@@ -174,7 +206,8 @@ async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap)
         }
     }
     let mut r = Json(entries).into_response();
-    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+    r.headers_mut()
+        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
     r
 }
 
@@ -184,9 +217,15 @@ async fn head(State(s): AppState) -> Response {
 
 async fn event_document(State(s): AppState, Path(id): Path<String>) -> Response {
     let w = s.read();
-    let seq = i64::from_str_radix(&id, 16).ok().filter(|n| *n >= 1 && *n <= w.head());
+    let seq = i64::from_str_radix(&id, 16)
+        .ok()
+        .filter(|n| *n >= 1 && *n <= w.head());
     let Some(e) = seq.and_then(|n| w.feed.get(n as usize - 1)) else {
-        return error(StatusCode::NOT_FOUND, "FREG-404", format!("ukjent hendelse {id}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "FREG-404",
+            format!("ukjent hendelse {id}"),
+        );
     };
     Json(json!({
         "dokumentidentifikator": id,
@@ -216,7 +255,11 @@ struct BulkRequest {
 
 async fn bulk(State(s): AppState, Json(req): Json<BulkRequest>) -> Response {
     if req.ids.len() > MAX_BULK {
-        return error(StatusCode::BAD_REQUEST, "FREG-003", format!("maks {MAX_BULK} identifikatorer"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FREG-003",
+            format!("maks {MAX_BULK} identifikatorer"),
+        );
     }
     let w = s.read();
     let oppslag: Vec<Value> = req
@@ -238,7 +281,11 @@ struct ArchiveRequest {
 
 async fn bulk_archive(State(s): AppState, Json(req): Json<ArchiveRequest>) -> Response {
     if req.dokumentidentifikator.len() > MAX_BULK {
-        return error(StatusCode::BAD_REQUEST, "FREG-003", format!("maks {MAX_BULK} identifikatorer"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FREG-003",
+            format!("maks {MAX_BULK} identifikatorer"),
+        );
     }
     let w = s.read();
     let oppslag: Vec<Value> = req
@@ -258,7 +305,10 @@ struct ExtractQuery {
 }
 
 fn new_job(s: &Shared, job: Job) -> Response {
-    let mut jobs = s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut jobs = s
+        .jobs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let id = format!("{:08x}-{:04x}", jobs.len() + 1, rand::random::<u16>());
     jobs.insert(id.clone(), job);
     Json(json!({ "jobbId": id })).into_response()
@@ -271,11 +321,20 @@ async fn extract_complete(State(s): AppState, Query(q): Query<ExtractQuery>) -> 
         let seq = match q.feedsekvensnr.as_deref().map(str::parse::<i64>) {
             None => head,
             Some(Ok(n)) => n.min(head),
-            Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "FREG-002", "ugyldig feedsekvensnr"),
+            Some(Err(_)) => {
+                return error(StatusCode::BAD_REQUEST, "FREG-002", "ugyldig feedsekvensnr");
+            }
         };
         (seq, w.persons_at(seq))
     };
-    new_job(&s, Job::Complete { seq, persons, created: Instant::now() })
+    new_job(
+        &s,
+        Job::Complete {
+            seq,
+            persons,
+            created: Instant::now(),
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -296,7 +355,10 @@ struct KommuneFilter {
 
 async fn extract_custom(State(s): AppState, Json(req): Json<CustomRequest>) -> Response {
     let year = |v: &Option<String>| v.as_deref().and_then(|y| y.parse::<i32>().ok());
-    let (from, to) = (year(&req.foedselsaar_fra_og_med), year(&req.foedselsaar_til_og_med));
+    let (from, to) = (
+        year(&req.foedselsaar_fra_og_med),
+        year(&req.foedselsaar_til_og_med),
+    );
     let kommune = req.kommunenummer.and_then(|k| k.bostedskommunenummer);
     let (seq, persons) = {
         let w = s.read();
@@ -308,21 +370,42 @@ async fn extract_custom(State(s): AppState, Json(req): Json<CustomRequest>) -> R
                 req.personstatustyper.iter().any(|st| st == p.status())
                     && from.is_none_or(|f| y >= f)
                     && to.is_none_or(|t| y <= t)
-                    && req.kjoenn.as_deref().is_none_or(|k| (k == "kvinne") == p.female)
-                    && req.statsborgerskap.as_deref().is_none_or(|c| c == p.citizenship)
-                    && kommune.as_deref().is_none_or(|k| p.residence().is_some_and(|r| r.kommune == k))
+                    && req
+                        .kjoenn
+                        .as_deref()
+                        .is_none_or(|k| (k == "kvinne") == p.female)
+                    && req
+                        .statsborgerskap
+                        .as_deref()
+                        .is_none_or(|c| c == p.citizenship)
+                    && kommune
+                        .as_deref()
+                        .is_none_or(|k| p.residence().is_some_and(|r| r.kommune == k))
             })
             .collect();
         (w.head(), persons)
     };
-    new_job(&s, Job::Custom { seq, persons, created: Instant::now() })
+    new_job(
+        &s,
+        Job::Custom {
+            seq,
+            persons,
+            created: Instant::now(),
+        },
+    )
 }
 
 /// A job's batches are ready this long after it was made (404 before, as the register answers).
 const JOB_READY_AFTER: Duration = Duration::from_millis(200);
 
 async fn extract_batch(State(s): AppState, Path((job, n)): Path<(String, u32)>) -> Response {
-    let Some(job) = s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&job).cloned() else {
+    let Some(job) = s
+        .jobs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&job)
+        .cloned()
+    else {
         return error(StatusCode::GONE, "FREG-410", "jobben finnes ikke lenger");
     };
     let (created, seq) = match &job {
@@ -337,13 +420,21 @@ async fn extract_batch(State(s): AppState, Path((job, n)): Path<(String, u32)>) 
             let lo = n.saturating_mul(EXTRACT_BATCH);
             (lo..lo.saturating_add(EXTRACT_BATCH).min(*persons)).collect()
         }
-        Job::Custom { persons, .. } => persons.iter().skip((n * EXTRACT_BATCH) as usize).take(EXTRACT_BATCH as usize).copied().collect(),
+        Job::Custom { persons, .. } => persons
+            .iter()
+            .skip((n * EXTRACT_BATCH) as usize)
+            .take(EXTRACT_BATCH as usize)
+            .copied()
+            .collect(),
     };
     if members.is_empty() {
         return Json(json!({})).into_response();
     }
     let ids: Vec<String> = members.iter().map(|i| w.population.id_of(*i)).collect();
-    let docs: Vec<String> = members.iter().map(|i| document_id(*i, w.version_at(*i, seq).unwrap_or(0))).collect();
+    let docs: Vec<String> = members
+        .iter()
+        .map(|i| document_id(*i, w.version_at(*i, seq).unwrap_or(0)))
+        .collect();
     Json(json!({ "foedselsEllerDNummer": ids, "dokumentidentifikator": docs })).into_response()
 }
 
@@ -357,8 +448,16 @@ struct CohortQuery {
 }
 
 async fn truth_cohort(State(s): AppState, Query(q): Query<CohortQuery>) -> Response {
-    let as_of = q.dato.map(|d| (d + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc() - chrono::Duration::microseconds(1));
-    let ids = s.read().cohort(&q.kommunenummer, q.fra, q.til, q.status.as_deref(), as_of);
+    let as_of = q.dato.map(|d| {
+        (d + chrono::Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            - chrono::Duration::microseconds(1)
+    });
+    let ids = s
+        .read()
+        .cohort(&q.kommunenummer, q.fra, q.til, q.status.as_deref(), as_of);
     Json(json!({ "sekvensnummer": s.read().head(), "foedselsEllerDNummer": ids })).into_response()
 }
 
@@ -368,7 +467,11 @@ async fn truth_persons(State(s): AppState) -> Response {
     let mut out = String::new();
     for i in 0..w.population.cores.len() as u32 {
         if let Some(p) = w.current(i) {
-            let kommune = if p.strictly_protected() { None } else { p.residence().map(|r| r.kommune.clone()) };
+            let kommune = if p.strictly_protected() {
+                None
+            } else {
+                p.residence().map(|r| r.kommune.clone())
+            };
             out.push_str(&json!({ "id": p.id, "status": p.status(), "kommune": kommune, "etternavn": p.family.to_uppercase(), "sivilstand": p.marital }).to_string());
             out.push('\n');
         }

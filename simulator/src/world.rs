@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::population::Population;
 use crate::person::PersonState;
+use crate::population::Population;
 
 /// One feed entry.
 #[derive(Debug, Clone)]
@@ -55,7 +55,11 @@ pub fn parse_document_id(id: &str) -> Option<(u32, u32)> {
 impl World {
     /// A world of `persons` base persons drawn from `seed`, with an empty feed.
     pub fn new(persons: u32, seed: u64) -> Self {
-        Self { population: Population::new(persons, seed), changes: HashMap::new(), feed: Vec::new() }
+        Self {
+            population: Population::new(persons, seed),
+            changes: HashMap::new(),
+            feed: Vec::new(),
+        }
     }
 
     /// The latest sequence number (0 before any event).
@@ -68,7 +72,10 @@ impl World {
         if version == 0 {
             return (person < self.population.base_len).then(|| self.population.base_state(person));
         }
-        self.changes.get(&person)?.get(version as usize - 1).map(|(_, s)| s.clone())
+        self.changes
+            .get(&person)?
+            .get(version as usize - 1)
+            .map(|(_, s)| s.clone())
     }
 
     /// The latest version of a person.
@@ -78,7 +85,10 @@ impl World {
 
     /// The version of a person in force at sequence `seq`, or `None` if it did not exist yet.
     pub fn version_at(&self, person: u32, seq: i64) -> Option<u32> {
-        let changed = self.changes.get(&person).map_or(0, |v| v.partition_point(|(s, _)| *s <= seq) as u32);
+        let changed = self
+            .changes
+            .get(&person)
+            .map_or(0, |v| v.partition_point(|(s, _)| *s <= seq) as u32);
         if changed == 0 && person >= self.population.base_len {
             return None;
         }
@@ -87,17 +97,35 @@ impl World {
 
     /// The number of persons that existed at `seq` (persons are numbered in order of creation).
     pub fn persons_at(&self, seq: i64) -> u32 {
-        let born_after = self.feed.iter().rev().take_while(|e| e.seq > seq).filter(|e| e.version == 1 && e.person >= self.population.base_len).count();
+        let born_after = self
+            .feed
+            .iter()
+            .rev()
+            .take_while(|e| e.seq > seq)
+            .filter(|e| e.version == 1 && e.person >= self.population.base_len)
+            .count();
         self.population.cores.len() as u32 - born_after as u32
     }
 
     /// Records a new version of a person, produced by a new feed entry.
-    pub fn record(&mut self, person: u32, state: PersonState, event_type: &'static str, at: DateTime<Utc>) -> i64 {
+    pub fn record(
+        &mut self,
+        person: u32,
+        state: PersonState,
+        event_type: &'static str,
+        at: DateTime<Utc>,
+    ) -> i64 {
         let seq = self.head() + 1;
         let versions = self.changes.entry(person).or_default();
         versions.push((seq, state));
         let version = versions.len() as u32;
-        self.feed.push(FeedEvent { seq, person, version, event_type, at });
+        self.feed.push(FeedEvent {
+            seq,
+            person,
+            version,
+            event_type,
+            at,
+        });
         seq
     }
 
@@ -109,10 +137,19 @@ impl World {
     /// Who a cohort list should hold: persons whose residence kommune and status match, born in
     /// the range, now (`as_of: None`) or on a date. Strengt fortrolig persons count (the list
     /// holds them without an address).
-    pub fn cohort(&self, kommune: &str, from: NaiveDate, to: NaiveDate, status: Option<&str>, as_of: Option<DateTime<Utc>>) -> Vec<String> {
+    pub fn cohort(
+        &self,
+        kommune: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        status: Option<&str>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for person in 0..self.population.cores.len() as u32 {
-            let Some(state) = self.current(person) else { continue };
+            let Some(state) = self.current(person) else {
+                continue;
+            };
             if state.birth < from || state.birth > to {
                 continue;
             }
@@ -121,23 +158,38 @@ impl World {
                 Some(at) => {
                     // The version in force at that time: the last change by then, else the base.
                     let changed = self.changes.get(&person).and_then(|vs| {
-                        vs.iter().rev().find(|(seq, _)| self.feed[*seq as usize - 1].at <= at).map(|(_, s)| s.clone())
+                        vs.iter()
+                            .rev()
+                            .find(|(seq, _)| self.feed[*seq as usize - 1].at <= at)
+                            .map(|(_, s)| s.clone())
                     });
                     match changed {
                         Some(s) => s,
-                        None if person < self.population.base_len => self.population.base_state(person),
+                        None if person < self.population.base_len => {
+                            self.population.base_state(person)
+                        }
                         None => continue,
                     }
                 }
             };
             // The register withholds a strengt fortrolig person's kommune; so does the lake, in
             // every version once the person is protected.
-            if state.strictly_protected() || self.current(person).is_some_and(|c| c.strictly_protected()) {
+            if state.strictly_protected()
+                || self.current(person).is_some_and(|c| c.strictly_protected())
+            {
                 continue;
             }
             let at = as_of.unwrap_or(DateTime::<Utc>::MAX_UTC);
-            let place = if as_of.is_some() { state.residence_at(at) } else { state.residence() };
-            let st = if as_of.is_some() { state.status_at(at) } else { Some(state.status()) };
+            let place = if as_of.is_some() {
+                state.residence_at(at)
+            } else {
+                state.residence()
+            };
+            let st = if as_of.is_some() {
+                state.status_at(at)
+            } else {
+                Some(state.status())
+            };
             if place.is_some_and(|r| r.kommune == kommune) && status.is_none_or(|s| st == Some(s)) {
                 out.push(state.id.clone());
             }

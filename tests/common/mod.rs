@@ -13,7 +13,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_regsync");
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A simulator process, killed on drop.
@@ -42,10 +46,16 @@ impl Simulator {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn simulator");
-        let sim = Self { child, url: format!("http://{listen}") };
+        let sim = Self {
+            child,
+            url: format!("http://{listen}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if sim.get_json("/simulator/v1/kohort?kommunenummer=0301&fra=2000-01-01&til=2000-01-02").is_some() {
+            if sim
+                .get_json("/simulator/v1/kohort?kommunenummer=0301&fra=2000-01-01&til=2000-01-02")
+                .is_some()
+            {
                 return sim;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -53,9 +63,33 @@ impl Simulator {
         panic!("simulator did not start on {listen}");
     }
 
+    /// A plain HTTP/1.1 GET over a TCP socket; `None` unless it answers 200.
     fn get(&self, path: &str) -> Option<String> {
-        let out = Command::new("curl").args(["-sf", "--max-time", "30", &format!("{}{path}", self.url)]).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        use std::io::{Read, Write};
+        let host = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let body = &raw[split + 4..];
+        if !head.starts_with("http/1.1 200") {
+            return None;
+        }
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        };
+        String::from_utf8(body).ok()
     }
 
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
@@ -74,7 +108,12 @@ impl Simulator {
         let mut last = -1;
         loop {
             // Faults may fail a request: retry.
-            let Some(head) = self.get_json("/folkeregisteret/offentlig-med-hjemmel/api/v1/hendelser/siste/sekvensnummer").and_then(|v| v.as_i64()) else {
+            let Some(head) = self
+                .get_json(
+                    "/folkeregisteret/offentlig-med-hjemmel/api/v1/hendelser/siste/sekvensnummer",
+                )
+                .and_then(|v| v.as_i64())
+            else {
                 continue;
             };
             if head == last {
@@ -94,14 +133,25 @@ impl Simulator {
                 let v: serde_json::Value = serde_json::from_str(l).expect("json line");
                 (
                     v["id"].as_str().unwrap().to_owned(),
-                    (v["status"].as_str().unwrap().to_owned(), v["kommune"].as_str().map(str::to_owned), v["etternavn"].as_str().unwrap().to_owned()),
+                    (
+                        v["status"].as_str().unwrap().to_owned(),
+                        v["kommune"].as_str().map(str::to_owned),
+                        v["etternavn"].as_str().unwrap().to_owned(),
+                    ),
                 )
             })
             .collect()
     }
 
     /// The simulator's own citizen list.
-    pub fn cohort(&self, kommune: &str, from: &str, to: &str, status: Option<&str>, as_of: Option<&str>) -> Vec<String> {
+    pub fn cohort(
+        &self,
+        kommune: &str,
+        from: &str,
+        to: &str,
+        status: Option<&str>,
+        as_of: Option<&str>,
+    ) -> Vec<String> {
         let mut q = format!("/simulator/v1/kohort?kommunenummer={kommune}&fra={from}&til={to}");
         if let Some(s) = status {
             q.push_str(&format!("&status={s}"));
@@ -110,7 +160,12 @@ impl Simulator {
             q.push_str(&format!("&dato={d}"));
         }
         let v = self.get_json(&q).expect("cohort");
-        v["foedselsEllerDNummer"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+        v["foedselsEllerDNummer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -141,38 +196,70 @@ poll_interval = "200ms"
 
 /// Runs `regsync` with arguments to completion.
 pub fn regsync(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().expect("run regsync")
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run regsync")
 }
 
 /// `regsync run --until-caught-up`, which must succeed.
 pub fn run_until_caught_up(pipeline: &Path) {
     let out = regsync(&["run", pipeline.to_str().unwrap(), "--until-caught-up"]);
-    assert!(out.status.success(), "regsync run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "regsync run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Rows of a query over the lake, as JSON objects.
 pub fn sql(lake: &Path, query: &str) -> Vec<serde_json::Value> {
-    let out = regsync(&["sql", "--lake", lake.to_str().unwrap(), "--format", "json", query]);
-    assert!(out.status.success(), "regsync sql failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json row")).collect()
+    let out = regsync(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "json",
+        query,
+    ]);
+    assert!(
+        out.status.success(),
+        "regsync sql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect()
 }
 
 /// The lake's `person` table as id -> (status, kommune, family name).
 pub fn lake_persons(lake: &Path) -> HashMap<String, (String, Option<String>, String)> {
-    sql(lake, "SELECT person_id, status, municipality_number, family_name FROM person")
-        .into_iter()
-        .map(|r| {
+    sql(
+        lake,
+        "SELECT person_id, status, municipality_number, family_name FROM person",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r["person_id"].as_str().unwrap().to_owned(),
             (
-                r["person_id"].as_str().unwrap().to_owned(),
-                (r["status"].as_str().unwrap_or_default().to_owned(), r["municipality_number"].as_str().map(str::to_owned), r["family_name"].as_str().unwrap_or_default().to_owned()),
-            )
-        })
-        .collect()
+                r["status"].as_str().unwrap_or_default().to_owned(),
+                r["municipality_number"].as_str().map(str::to_owned),
+                r["family_name"].as_str().unwrap_or_default().to_owned(),
+            ),
+        )
+    })
+    .collect()
 }
 
 /// Asserts that every feed sequence 1..=head is in `person_event` exactly once.
 pub fn assert_events_exactly_once(lake: &Path, head: i64) {
-    let rows = sql(lake, "SELECT count(*) AS n, count(DISTINCT sequence) AS d, min(sequence) AS lo, max(sequence) AS hi FROM person_event");
+    let rows = sql(
+        lake,
+        "SELECT count(*) AS n, count(DISTINCT sequence) AS d, min(sequence) AS lo, max(sequence) AS hi FROM person_event",
+    );
     let r = &rows[0];
     assert_eq!(r["n"].as_i64(), Some(head), "events in person_event: {r}");
     assert_eq!(r["d"].as_i64(), Some(head), "distinct sequences: {r}");
@@ -184,7 +271,35 @@ pub fn assert_events_exactly_once(lake: &Path, head: i64) {
 pub fn assert_state_matches(lake: &Path, sim: &Simulator) {
     let truth = sim.persons();
     let lake = lake_persons(lake);
-    assert_eq!(lake.len(), truth.len(), "persons in the lake vs the register");
-    let wrong: Vec<_> = truth.iter().filter(|(id, t)| lake.get(*id) != Some(t)).take(5).collect();
-    assert!(wrong.is_empty(), "persons whose state differs (first 5): {wrong:?}");
+    assert_eq!(
+        lake.len(),
+        truth.len(),
+        "persons in the lake vs the register"
+    );
+    let wrong: Vec<_> = truth
+        .iter()
+        .filter(|(id, t)| lake.get(*id) != Some(t))
+        .take(5)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "persons whose state differs (first 5): {wrong:?}"
+    );
+}
+
+/// Decodes a chunked HTTP body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let Ok(n) = usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16) else {
+            break;
+        };
+        let rest = &body[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
 }

@@ -11,8 +11,8 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::tables::{DEAD_LETTER, PERSON, PERSON_EVENT, PERSON_HISTORY, Table};
 
-use crate::model::{DeadLetter, EventRow, Person, PersonVersion};
 use crate::TransformError;
+use crate::model::{DeadLetter, EventRow, Person, PersonVersion};
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
 
@@ -39,8 +39,18 @@ fn person_columns<'a>(people: &[&'a Person]) -> Vec<ArrayRef> {
     vec![
         s(|p| Some(p.person_id.as_str())),
         s(|p| Some(p.id_type.as_str())),
-        Arc::new(people.iter().map(|p| days(p.birth_date)).collect::<Date32Array>()),
-        Arc::new(people.iter().map(|p| Some(p.birth_year)).collect::<Int32Array>()),
+        Arc::new(
+            people
+                .iter()
+                .map(|p| days(p.birth_date))
+                .collect::<Date32Array>(),
+        ),
+        Arc::new(
+            people
+                .iter()
+                .map(|p| Some(p.birth_year))
+                .collect::<Int32Array>(),
+        ),
         s(|p| p.sex.as_deref()),
         s(|p| p.given_name.as_deref()),
         s(|p| p.middle_name.as_deref()),
@@ -52,9 +62,19 @@ fn person_columns<'a>(people: &[&'a Person]) -> Vec<ArrayRef> {
         s(|p| p.address.house_letter.as_deref()),
         s(|p| p.address.postal_code.as_deref()),
         s(|p| p.address.postal_place.as_deref()),
-        Arc::new(people.iter().map(|p| days(p.address.moved_in_date)).collect::<Date32Array>()),
+        Arc::new(
+            people
+                .iter()
+                .map(|p| days(p.address.moved_in_date))
+                .collect::<Date32Array>(),
+        ),
         s(|p| Some(p.address_protection.as_str())),
-        Arc::new(people.iter().map(|p| days(p.death_date)).collect::<Date32Array>()),
+        Arc::new(
+            people
+                .iter()
+                .map(|p| days(p.death_date))
+                .collect::<Date32Array>(),
+        ),
         s(|p| p.citizenship.as_deref()),
         s(|p| p.marital_status.as_deref()),
         s(|p| p.spouse_id.as_deref()),
@@ -67,24 +87,38 @@ fn person_columns<'a>(people: &[&'a Person]) -> Vec<ArrayRef> {
 }
 
 fn batch(table: &'static Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, TransformError> {
-    RecordBatch::try_new(table.schema.clone(), columns)
-        .map_err(|source| TransformError::Encode { table: table.name, source })
+    RecordBatch::try_new(table.schema.clone(), columns).map_err(|source| TransformError::Encode {
+        table: table.name,
+        source,
+    })
 }
 
 /// Rows of `person`: each person's state with the sequence that produced it.
-pub fn persons(rows: &[(Person, i64)], updated_at: DateTime<Utc>) -> Result<RecordBatch, TransformError> {
+pub fn persons(
+    rows: &[(Person, i64)],
+    updated_at: DateTime<Utc>,
+) -> Result<RecordBatch, TransformError> {
     let people: Vec<&Person> = rows.iter().map(|(p, _)| p).collect();
     let mut columns = person_columns(&people);
-    columns.push(Arc::new(rows.iter().map(|(_, s)| Some(*s)).collect::<Int64Array>()));
+    columns.push(Arc::new(
+        rows.iter().map(|(_, s)| Some(*s)).collect::<Int64Array>(),
+    ));
     columns.push(micros(rows.iter().map(|_| Some(updated_at))));
     batch(&PERSON, columns)
 }
 
 /// Rows of `person_history`.
-pub fn history(rows: &[PersonVersion], recorded_at: DateTime<Utc>) -> Result<RecordBatch, TransformError> {
+pub fn history(
+    rows: &[PersonVersion],
+    recorded_at: DateTime<Utc>,
+) -> Result<RecordBatch, TransformError> {
     let people: Vec<&Person> = rows.iter().map(|v| &v.person).collect();
     let mut columns = person_columns(&people);
-    columns.push(Arc::new(rows.iter().map(|v| Some(v.sequence)).collect::<Int64Array>()));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|v| Some(v.sequence))
+            .collect::<Int64Array>(),
+    ));
     columns.push(micros(rows.iter().map(|v| Some(v.valid_from))));
     columns.push(micros(rows.iter().map(|v| v.valid_to)));
     columns.push(micros(rows.iter().map(|_| Some(recorded_at))));
@@ -92,11 +126,18 @@ pub fn history(rows: &[PersonVersion], recorded_at: DateTime<Utc>) -> Result<Rec
 }
 
 /// Rows of `person_event`.
-pub fn events(rows: &[EventRow], recorded_at: DateTime<Utc>) -> Result<RecordBatch, TransformError> {
+pub fn events(
+    rows: &[EventRow],
+    recorded_at: DateTime<Utc>,
+) -> Result<RecordBatch, TransformError> {
     batch(
         &PERSON_EVENT,
         vec![
-            Arc::new(rows.iter().map(|e| Some(e.sequence)).collect::<Int64Array>()),
+            Arc::new(
+                rows.iter()
+                    .map(|e| Some(e.sequence))
+                    .collect::<Int64Array>(),
+            ),
             texts(rows.iter().map(|e| Some(e.event_type.as_str()))),
             texts(rows.iter().map(|e| Some(e.person_id.as_str()))),
             micros(rows.iter().map(|e| e.occurred_at)),
@@ -109,7 +150,10 @@ pub fn events(rows: &[EventRow], recorded_at: DateTime<Utc>) -> Result<RecordBat
 }
 
 /// Rows of `dead_letter`.
-pub fn dead_letters(rows: &[DeadLetter], recorded_at: DateTime<Utc>) -> Result<RecordBatch, TransformError> {
+pub fn dead_letters(
+    rows: &[DeadLetter],
+    recorded_at: DateTime<Utc>,
+) -> Result<RecordBatch, TransformError> {
     batch(
         &DEAD_LETTER,
         vec![

@@ -31,7 +31,10 @@ impl IdKind {
 }
 
 fn digits(id: &str) -> Result<[u32; 11], TransformError> {
-    let invalid = |reason| TransformError::InvalidIdentifier { id: id.to_owned(), reason };
+    let invalid = |reason| TransformError::InvalidIdentifier {
+        id: id.to_owned(),
+        reason,
+    };
     if id.len() != 11 {
         return Err(invalid("not 11 characters"));
     }
@@ -46,13 +49,26 @@ fn digits(id: &str) -> Result<[u32; 11], TransformError> {
 /// returns its kind.
 pub fn validate(id: &str) -> Result<IdKind, TransformError> {
     let d = digits(id)?;
-    let invalid = |reason| TransformError::InvalidIdentifier { id: id.to_owned(), reason };
-    let k1_sum: u32 = K1_WEIGHTS.iter().zip(&d[..9]).map(|(w, x)| w * x).sum::<u32>() + d[9];
+    let invalid = |reason| TransformError::InvalidIdentifier {
+        id: id.to_owned(),
+        reason,
+    };
+    let k1_sum: u32 = K1_WEIGHTS
+        .iter()
+        .zip(&d[..9])
+        .map(|(w, x)| w * x)
+        .sum::<u32>()
+        + d[9];
     if k1_sum % 11 > 3 {
         return Err(invalid("first check digit"));
     }
-    let k2_sum: u32 = K2_WEIGHTS.iter().zip(&d[..10]).map(|(w, x)| w * x).sum::<u32>() + d[10];
-    if k2_sum % 11 != 0 {
+    let k2_sum: u32 = K2_WEIGHTS
+        .iter()
+        .zip(&d[..10])
+        .map(|(w, x)| w * x)
+        .sum::<u32>()
+        + d[10];
+    if !k2_sum.is_multiple_of(11) {
         return Err(invalid("second check digit"));
     }
     let mut day = d[0] * 10 + d[1];
@@ -74,7 +90,7 @@ pub fn validate(id: &str) -> Result<IdKind, TransformError> {
     }
     let year = d[4] * 10 + d[5];
     let days_in_month = match month {
-        2 if year % 4 == 0 => 29,
+        2 if year.is_multiple_of(4) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -92,7 +108,11 @@ pub fn check_digits(first_nine: &[u32; 9]) -> Option<(u32, u32)> {
     if k1 == 10 {
         return None;
     }
-    let sum2: u32 = K2_WEIGHTS.iter().zip(first_nine.iter().chain([&k1])).map(|(w, x)| w * x).sum();
+    let sum2: u32 = K2_WEIGHTS
+        .iter()
+        .zip(first_nine.iter().chain([&k1]))
+        .map(|(w, x)| w * x)
+        .sum();
     let k2 = (11 - sum2 % 11) % 11;
     (k2 != 10).then_some((k1, k2))
 }
@@ -134,7 +154,12 @@ mod tests {
     fn completed_numbers_validate() {
         let mut made = 0;
         for n in 0..1000 {
-            if let Some(id) = complete(&format!("0188{:02}{:03}", 90, n).chars().take(9).collect::<String>()) {
+            if let Some(id) = complete(
+                &format!("0188{:02}{:03}", 90, n)
+                    .chars()
+                    .take(9)
+                    .collect::<String>(),
+            ) {
                 assert!(validate(&id).is_ok(), "{id}");
                 made += 1;
             }

@@ -28,7 +28,11 @@ pub struct Planned {
 
 /// The key a feed entry's document is fetched by: its document version, else the person.
 pub fn document_key(entry: &FeedEntry) -> String {
-    entry.hendelse.persondokument.clone().unwrap_or_else(|| entry.hendelse.folkeregisteridentifikator.clone())
+    entry
+        .hendelse
+        .persondokument
+        .clone()
+        .unwrap_or_else(|| entry.hendelse.folkeregisteridentifikator.clone())
 }
 
 fn event_row(entry: &FeedEntry, outcome: &'static str) -> EventRow {
@@ -47,7 +51,13 @@ fn event_row(entry: &FeedEntry, outcome: &'static str) -> EventRow {
 /// Plans the rows for feed entries after `after` (entries at or before it are skipped: that table
 /// has them). Entries at or before `seed_sequence` are already in the seeded state: they are
 /// recorded as events only. `docs` maps [`document_key`] to the lookup answer.
-pub fn plan(entries: &[FeedEntry], docs: &HashMap<String, Lookup>, after: i64, seed_sequence: i64, now: DateTime<Utc>) -> Planned {
+pub fn plan(
+    entries: &[FeedEntry],
+    docs: &HashMap<String, Lookup>,
+    after: i64,
+    seed_sequence: i64,
+    now: DateTime<Utc>,
+) -> Planned {
     let mut out = Planned::default();
     let mut new_versions = Vec::new();
     for entry in entries.iter().filter(|e| e.sekvensnummer > after) {
@@ -65,17 +75,30 @@ pub fn plan(entries: &[FeedEntry], docs: &HashMap<String, Lookup>, after: i64, s
         };
         let lookup = docs.get(&key);
         let result = match lookup.and_then(|l| l.folkeregisterperson.as_ref()) {
-            Some(raw) => document::normalise_bytes(raw.get().as_bytes(), Some(&entry.hendelse.folkeregisteridentifikator))
-                .map_err(|e| reject(e.to_string(), raw.get().to_owned())),
+            Some(raw) => document::normalise_bytes(
+                raw.get().as_bytes(),
+                Some(&entry.hendelse.folkeregisteridentifikator),
+            )
+            .map_err(|e| reject(e.to_string(), raw.get().to_owned())),
             None => Err(reject(
-                format!("the register returned no document for {key}: {}", lookup.and_then(|l| l.feilmelding.as_ref()).map_or("no answer".into(), ToString::to_string)),
+                format!(
+                    "the register returned no document for {key}: {}",
+                    lookup
+                        .and_then(|l| l.feilmelding.as_ref())
+                        .map_or("no answer".into(), ToString::to_string)
+                ),
                 serde_json::to_string(&entry).unwrap_or_default(),
             )),
         };
         match result {
             Ok(person) => {
                 out.events.push(event_row(entry, "applied"));
-                new_versions.push(PersonVersion { person, sequence: entry.sekvensnummer, valid_from: entry.hendelse.ajourholdstidspunkt.unwrap_or(now), valid_to: None });
+                new_versions.push(PersonVersion {
+                    person,
+                    sequence: entry.sekvensnummer,
+                    valid_from: entry.hendelse.ajourholdstidspunkt.unwrap_or(now),
+                    valid_to: None,
+                });
             }
             Err(dead) => {
                 out.events.push(event_row(entry, "dead_lettered"));
@@ -116,23 +139,37 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
         let reject = |reason: String, payload: String| DeadLetter {
             source: "freg.seed".into(),
             cursor: cursor.to_owned(),
-            record_id: lookup.id.clone().or_else(|| lookup.dokumentidentifikator.clone()),
+            record_id: lookup
+                .id
+                .clone()
+                .or_else(|| lookup.dokumentidentifikator.clone()),
             reason,
             payload,
         };
         let Some(raw) = lookup.folkeregisterperson.as_ref() else {
             out.dead_letters.push(reject(
-                format!("the register returned no document: {}", lookup.feilmelding.as_ref().map_or("no answer".into(), ToString::to_string)),
+                format!(
+                    "the register returned no document: {}",
+                    lookup
+                        .feilmelding
+                        .as_ref()
+                        .map_or("no answer".into(), ToString::to_string)
+                ),
                 serde_json::to_string(lookup).unwrap_or_default(),
             ));
             continue;
         };
-        let parsed = serde_json::from_str::<serde_json::Value>(raw.get()).map_err(|e| e.to_string()).and_then(|doc| {
-            document::normalise(&doc, lookup.id.as_deref()).map(|p| (p, doc)).map_err(|e| e.to_string())
-        });
+        let parsed = serde_json::from_str::<serde_json::Value>(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|doc| {
+                document::normalise(&doc, lookup.id.as_deref())
+                    .map(|p| (p, doc))
+                    .map_err(|e| e.to_string())
+            });
         match parsed {
             Ok((person, doc)) => {
-                out.inserts.extend(versions::from_document(&person, &doc, seed_sequence));
+                out.inserts
+                    .extend(versions::from_document(&person, &doc, seed_sequence));
                 out.persons.push((person, seed_sequence));
             }
             Err(reason) => out.dead_letters.push(reject(reason, raw.get().to_owned())),

@@ -8,9 +8,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
+use crate::TransformError;
 use crate::ident;
 use crate::model::{Address, Person};
-use crate::TransformError;
 use schemas::tables::protection;
 
 /// The versions of an element: an array, or a single object (as `doedsfall` may be).
@@ -48,12 +48,18 @@ pub(crate) fn date(v: &Value, field: &str) -> Option<NaiveDate> {
 
 pub(crate) fn timestamp(v: &Value, field: &str) -> Option<DateTime<Utc>> {
     let s = text(v, field)?;
-    DateTime::parse_from_rfc3339(&s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(&s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `strengtFortrolig`, `STRENGT_FORTROLIG` -> `strengt_fortrolig`; unknown values kept as given.
 pub fn protection_level(raw: &str) -> String {
-    let folded: String = raw.chars().filter(|c| *c != '_').collect::<String>().to_lowercase();
+    let folded: String = raw
+        .chars()
+        .filter(|c| *c != '_')
+        .collect::<String>()
+        .to_lowercase();
     match folded.as_str() {
         "ugradert" => protection::UNGRADED.to_owned(),
         "klientadresse" => protection::CLIENT_ADDRESS.to_owned(),
@@ -67,19 +73,28 @@ pub fn protection_level(raw: &str) -> String {
 pub(crate) fn residence(entry: &Value) -> Address {
     let postal = |a: &Value| {
         let nested = a.get("poststed");
-        let code = nested.and_then(|p| text(p, "postnummer")).or_else(|| text(a, "postnummer"));
-        let place =
-            nested.and_then(|p| text(p, "poststedsnavn")).or_else(|| text(a, "poststedsnavn"));
+        let code = nested
+            .and_then(|p| text(p, "postnummer"))
+            .or_else(|| text(a, "postnummer"));
+        let place = nested
+            .and_then(|p| text(p, "poststedsnavn"))
+            .or_else(|| text(a, "poststedsnavn"));
         (code, place)
     };
-    let mut out = Address { moved_in_date: date(entry, "flyttedato"), ..Address::default() };
+    let mut out = Address {
+        moved_in_date: date(entry, "flyttedato"),
+        ..Address::default()
+    };
     if let Some(a) = entry.get("vegadresse").filter(|a| a.is_object()) {
         let number = a.get("adressenummer");
         out.municipality_number = text(a, "kommunenummer");
         out.street_name = text(a, "adressenavn");
-        out.house_number = number.and_then(|n| text(n, "husnummer")).or_else(|| text(a, "husnummer"));
-        out.house_letter =
-            number.and_then(|n| text(n, "husbokstav")).or_else(|| text(a, "husbokstav"));
+        out.house_number = number
+            .and_then(|n| text(n, "husnummer"))
+            .or_else(|| text(a, "husnummer"));
+        out.house_letter = number
+            .and_then(|n| text(n, "husbokstav"))
+            .or_else(|| text(a, "husbokstav"));
         (out.postal_code, out.postal_place) = postal(a);
     } else if let Some(a) = entry.get("matrikkeladresse").filter(|a| a.is_object()) {
         out.municipality_number = a
@@ -134,7 +149,11 @@ pub fn normalise(doc: &Value, requested: Option<&str>) -> Result<Person, Transfo
     let birth_date = birth.and_then(|b| date(b, "foedselsdato"));
     let birth_year = birth_date
         .map(|d| chrono::Datelike::year(&d))
-        .or_else(|| birth.and_then(|b| text(b, "foedselsaar")).and_then(|y| y.parse().ok()))
+        .or_else(|| {
+            birth
+                .and_then(|b| text(b, "foedselsaar"))
+                .and_then(|y| y.parse().ok())
+        })
         .unwrap_or(0);
     let name = current(doc, "navn");
     let protection = current(doc, "adressebeskyttelse")
@@ -144,20 +163,27 @@ pub fn normalise(doc: &Value, requested: Option<&str>) -> Result<Person, Transfo
     let address = if withholds_address(&protection) {
         Address::default()
     } else {
-        current(doc, "bostedsadresse").map(residence).unwrap_or_default()
+        current(doc, "bostedsadresse")
+            .map(residence)
+            .unwrap_or_default()
     };
     let spouse = current(doc, "sivilstand")
         .and_then(|s| text(s, "relatertVedSivilstand"))
         .or_else(|| relative(doc, "ektefelleEllerPartner"));
     let emigrated = current(doc, "utflytting").filter(|_| {
-        current(doc, "status").and_then(|s| text(s, "status")).as_deref() == Some("utflyttet")
+        current(doc, "status")
+            .and_then(|s| text(s, "status"))
+            .as_deref()
+            == Some("utflyttet")
     });
     Ok(Person {
         person_id,
         id_type,
         birth_date,
         birth_year,
-        sex: current(doc, "kjoenn").and_then(|k| text(k, "kjoenn")).map(|s| s.to_lowercase()),
+        sex: current(doc, "kjoenn")
+            .and_then(|k| text(k, "kjoenn"))
+            .map(|s| s.to_lowercase()),
         given_name: name.and_then(|n| text(n, "fornavn")),
         middle_name: name.and_then(|n| text(n, "mellomnavn")),
         family_name: name.and_then(|n| text(n, "etternavn")),

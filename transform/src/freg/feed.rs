@@ -71,7 +71,10 @@ pub struct LookupResponse {
 pub fn parse_lookups(body: &[u8]) -> Result<Vec<Lookup>, TransformError> {
     serde_json::from_slice::<LookupResponse>(body)
         .map(|r| r.oppslag)
-        .map_err(|e| TransformError::Malformed { what: "bulk lookup response", reason: e.to_string() })
+        .map_err(|e| TransformError::Malformed {
+            what: "bulk lookup response",
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! - [`batch`]: feed entries and fetched documents to the rows of each table.
 //! - [`versions`]: a document and the event that produced it to [`PersonVersion`](crate::PersonVersion)s.
 
+pub mod batch;
 pub mod document;
 pub mod feed;
 pub mod versions;
-pub mod batch;
 
 pub use document::normalise;
 pub use feed::{FeedEntry, Lookup};

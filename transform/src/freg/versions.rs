@@ -35,7 +35,8 @@ fn dated<'a>(doc: &'a Value, element: &str) -> Vec<Dated<'a>> {
     versions(doc, element)
         .into_iter()
         .filter_map(|v| {
-            let from = timestamp(v, "gyldighetstidspunkt").or_else(|| timestamp(v, "ajourholdstidspunkt"))?;
+            let from = timestamp(v, "gyldighetstidspunkt")
+                .or_else(|| timestamp(v, "ajourholdstidspunkt"))?;
             Some((from, timestamp(v, "opphoerstidspunkt"), v))
         })
         .collect()
@@ -71,7 +72,9 @@ pub fn from_document(person: &Person, doc: &Value, sequence: i64) -> Vec<PersonV
     for (i, from) in starts.iter().enumerate() {
         let mut state = person.clone();
         if i < last {
-            state.address = in_force(&residences, *from).map(residence).unwrap_or_default();
+            state.address = in_force(&residences, *from)
+                .map(residence)
+                .unwrap_or_default();
             state.status = in_force(&statuses, *from).and_then(|s| text(s, "status"));
         }
         if out.last().is_some_and(|prev| prev.person == state) {
@@ -80,7 +83,12 @@ pub fn from_document(person: &Person, doc: &Value, sequence: i64) -> Vec<PersonV
         if let Some(prev) = out.last_mut() {
             prev.valid_to = Some(*from);
         }
-        out.push(PersonVersion { person: state, sequence, valid_from: *from, valid_to: None });
+        out.push(PersonVersion {
+            person: state,
+            sequence,
+            valid_from: *from,
+            valid_to: None,
+        });
     }
     out
 }
@@ -103,7 +111,10 @@ mod tests {
 
     fn version(id: &str, day: u32) -> PersonVersion {
         PersonVersion {
-            person: Person { person_id: id.into(), ..Person::default() },
+            person: Person {
+                person_id: id.into(),
+                ..Person::default()
+            },
             sequence: i64::from(day),
             valid_from: Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0).unwrap(),
             valid_to: None,

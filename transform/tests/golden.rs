@@ -1,0 +1,263 @@
+//! Golden tests: person documents in the register's shapes and with its quirks (nested house
+//! numbers and postcodes, upper-case grading, death as object or array, unknown fields and
+//! values, D-numbers, strengt fortrolig without a residence address) to canonical rows.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use transform::freg::batch::{document_key, plan};
+use transform::freg::feed::{Lookup, parse_page};
+use transform::freg::{normalise, versions};
+use transform::{ErrorKind, Person, encode};
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/freg/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn person(name: &str) -> Person {
+    normalise(&fixture(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const ALL_VALID: &[&str] = &[
+    "person-vegadresse-history.json",
+    "person-strengt-fortrolig.json",
+    "person-fortrolig-matrikkeladresse.json",
+    "person-doed-object.json",
+    "person-doed-array-flat-address.json",
+    "person-dnummer.json",
+    "person-klientadresse-utflyttet.json",
+    "person-barn-stjordal.json",
+];
+
+#[test]
+fn nested_vegadresse_with_unknown_fields() {
+    let p = person("person-vegadresse-history.json");
+    assert_eq!(p.person_id, "11888500016");
+    assert_eq!(p.birth_date, NaiveDate::from_ymd_opt(1985, 8, 11));
+    assert_eq!(p.address.municipality_number.as_deref(), Some("5035"));
+    assert_eq!(p.address.street_name.as_deref(), Some("Kjøpmannsgata"));
+    assert_eq!(p.address.house_number.as_deref(), Some("12"));
+    assert_eq!(p.address.house_letter.as_deref(), Some("B"));
+    assert_eq!(p.address.postal_code.as_deref(), Some("7500"));
+    assert_eq!(p.spouse_id.as_deref(), Some("03889200099"));
+    assert_eq!(p.marital_status.as_deref(), Some("gift"));
+    insta::assert_debug_snapshot!(p);
+}
+
+#[test]
+fn strengt_fortrolig_withholds_every_address_whatever_the_spelling() {
+    let p = person("person-strengt-fortrolig.json");
+    assert_eq!(p.address_protection, "strengt_fortrolig");
+    assert_eq!(p.address, Default::default(), "no address, no kommune");
+    let doc = fixture("person-strengt-fortrolig.json");
+    let history = versions::from_document(&p, &doc, 7);
+    assert!(
+        history
+            .iter()
+            .all(|v| v.person.address == Default::default()),
+        "no address in any version"
+    );
+}
+
+#[test]
+fn fortrolig_keeps_the_matrikkeladresse_marked() {
+    let p = person("person-fortrolig-matrikkeladresse.json");
+    assert_eq!(p.address_protection, "fortrolig");
+    assert_eq!(p.address.municipality_number.as_deref(), Some("3422"));
+    assert_eq!(p.address.postal_place.as_deref(), Some("RENA"));
+    assert!(!p.address_is_open());
+    assert_eq!(p.marital_status.as_deref(), Some("enkeEllerEnkemann"));
+}
+
+#[test]
+fn death_as_object_or_array() {
+    let a = person("person-doed-object.json");
+    let b = person("person-doed-array-flat-address.json");
+    assert_eq!(a.death_date, NaiveDate::from_ymd_opt(2024, 11, 1));
+    assert_eq!(b.death_date, NaiveDate::from_ymd_opt(2023, 5, 17));
+    assert_eq!(
+        (a.status.as_deref(), b.status.as_deref()),
+        (Some("doed"), Some("doed"))
+    );
+    // Flat house number (a number, not text) and postcode; upper-case sex; only a birth year.
+    assert_eq!(b.address.house_number.as_deref(), Some("3"));
+    assert_eq!(b.address.postal_code.as_deref(), Some("5003"));
+    assert_eq!(b.sex.as_deref(), Some("kvinne"));
+    assert_eq!((b.birth_date, b.birth_year), (None, 1960));
+}
+
+#[test]
+fn d_number_without_residence() {
+    let p = person("person-dnummer.json");
+    assert_eq!(p.id_type, "dNummer");
+    assert_eq!(p.status.as_deref(), Some("ikkeBosatt"));
+    assert_eq!(p.address.municipality_number, None);
+    assert_eq!(p.citizenship.as_deref(), Some("POL"));
+    assert_eq!(
+        p.marital_status.as_deref(),
+        Some("uoppgitt"),
+        "values are kept as the register writes them"
+    );
+}
+
+#[test]
+fn klientadresse_and_emigration() {
+    let p = person("person-klientadresse-utflyttet.json");
+    assert_eq!(p.address_protection, "klientadresse");
+    assert_eq!(p.emigrated_to.as_deref(), Some("SWE"));
+    assert_eq!(
+        p.address.municipality_number, None,
+        "the residence ended at emigration"
+    );
+}
+
+#[test]
+fn child_with_parents() {
+    let p = person("person-barn-stjordal.json");
+    assert_eq!(p.mother_id.as_deref(), Some("03889200099"));
+    assert_eq!(p.father_id.as_deref(), Some("11888500016"));
+}
+
+#[test]
+fn bad_check_digit_is_bad_data() {
+    let err = normalise(&fixture("person-bad-check-digit.json"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadData);
+    assert!(err.to_string().contains("11888500017"), "{err}");
+}
+
+#[test]
+fn history_from_the_document_answers_past_dates() {
+    let doc = fixture("person-vegadresse-history.json");
+    let p = normalise(&doc, None).unwrap();
+    let v = versions::from_document(&p, &doc, 7);
+    let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+    let in_force = |t| {
+        v.iter()
+            .find(|x| x.valid_from <= t && x.valid_to.is_none_or(|u| u > t))
+            .map(|x| x.person.address.municipality_number.clone())
+    };
+    assert_eq!(
+        in_force(at(2018, 1, 1)),
+        Some(Some("5001".into())),
+        "Trondheim before the move"
+    );
+    assert_eq!(
+        in_force(at(2022, 1, 1)),
+        Some(Some("5035".into())),
+        "Stjørdal after it"
+    );
+    assert_eq!(
+        in_force(at(1990, 1, 1)),
+        Some(None),
+        "born, no known residence yet"
+    );
+    assert_eq!(
+        v.iter().filter(|x| x.valid_to.is_none()).count(),
+        1,
+        "one open version"
+    );
+    insta::assert_debug_snapshot!(
+        v.iter()
+            .map(|x| (
+                x.valid_from,
+                x.valid_to,
+                x.person.address.municipality_number.clone(),
+                x.person.status.clone()
+            ))
+            .collect::<Vec<_>>()
+    );
+
+    let emigrated = fixture("person-klientadresse-utflyttet.json");
+    let e = normalise(&emigrated, None).unwrap();
+    let ev = versions::from_document(&e, &emigrated, 7);
+    let status_at = |t| {
+        ev.iter()
+            .find(|x| x.valid_from <= t && x.valid_to.is_none_or(|u| u > t))
+            .and_then(|x| x.person.status.clone())
+    };
+    assert_eq!(status_at(at(2021, 1, 1)).as_deref(), Some("bosatt"));
+    assert_eq!(status_at(at(2025, 1, 1)).as_deref(), Some("utflyttet"));
+}
+
+#[test]
+fn person_rows_as_arrow() {
+    let rows: Vec<(Person, i64)> = ALL_VALID
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (person(f), i as i64 + 1))
+        .collect();
+    let batch = encode::persons(&rows, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()).unwrap();
+    insta::assert_snapshot!(
+        arrow::util::pretty::pretty_format_batches(&[batch])
+            .unwrap()
+            .to_string()
+    );
+}
+
+#[test]
+fn feed_batch_plan_dead_letters_and_keeps_unknown_event_types() {
+    let page = parse_page(
+        &std::fs::read(format!(
+            "{}/tests/fixtures/freg/feed-page.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let lookup = |name: &str, key: &str| {
+        let raw = serde_json::to_string(&fixture(name)).unwrap();
+        Lookup {
+            id: None,
+            dokumentidentifikator: Some(key.into()),
+            folkeregisterperson: Some(serde_json::value::RawValue::from_string(raw).unwrap()),
+            feilmelding: None,
+        }
+    };
+    let mut docs = HashMap::new();
+    docs.insert(
+        document_key(&page[0]),
+        lookup("person-vegadresse-history.json", &document_key(&page[0])),
+    );
+    docs.insert(
+        document_key(&page[1]),
+        lookup("person-bad-check-digit.json", &document_key(&page[1])),
+    );
+    // The third entry has no persondokument and no answer: dead-lettered, the batch goes on.
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let planned = plan(&page, &docs, 0, 0, now);
+    let outcomes: Vec<_> = planned
+        .events
+        .iter()
+        .map(|e| (e.sequence, e.event_type.as_str(), e.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, "endringIIdentitetsgrunnlag", "applied"),
+            (2, "enHendelsestypeRegisteretInnfoerteIAar", "dead_lettered"),
+            (3, "endringIAdressebeskyttelse", "dead_lettered")
+        ]
+    );
+    assert_eq!(planned.dead_letters.len(), 2);
+    assert!(
+        planned.dead_letters[0].reason.contains("check digit"),
+        "{:?}",
+        planned.dead_letters[0]
+    );
+    assert_eq!(planned.dead_letters[0].cursor, "sequence=2");
+    assert!(
+        planned.dead_letters[0].payload.contains("11888500017"),
+        "the raw payload is kept"
+    );
+    assert_eq!(planned.persons.len(), 1);
+    // Replay after sequence 1: that entry is skipped.
+    assert_eq!(plan(&page, &docs, 1, 0, now).events.len(), 2);
+    // Within the seed's range: events only.
+    assert!(
+        plan(&page, &docs, 0, 3, now)
+            .events
+            .iter()
+            .all(|e| e.outcome == "in_extract")
+    );
+}
