@@ -28,6 +28,15 @@ pub enum SqlFormat {
     Json,
 }
 
+/// Output formats of `regsync tail`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TailFormat {
+    /// `partition/offset key [headers] value`.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
 /// Output formats of `regsync cohort`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ListFormat {
@@ -77,6 +86,27 @@ pub enum Command {
         /// Exit once the feed head is reached and committed.
         #[arg(long)]
         until_caught_up: bool,
+        /// Kafka brokers (HOST:PORT[,HOST:PORT]); without them (and without `[kafka]` in the
+        /// pipeline file) the pipeline runs lake-only.
+        #[arg(long, env = "REGSYNC_KAFKA_BROKERS")]
+        kafka: Option<String>,
+    },
+    /// Print a Kafka topic's messages with their headers.
+    Tail {
+        /// The topic (with its prefix), e.g. freg.event.v1.
+        topic: String,
+        /// Kafka brokers.
+        #[arg(long, env = "REGSYNC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        kafka: String,
+        /// Start at the beginning of the topic (default: only new messages).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: TailFormat,
+        /// Exit once the end of every partition is reached.
+        #[arg(long)]
+        exit_at_end: bool,
     },
     /// Run SQL over the lake's tables.
     Sql {
@@ -206,6 +236,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             pipeline,
             lake,
             until_caught_up,
+            kafka,
         } => {
             let config = ingest::Pipeline::load(&pipeline)?;
             let report = ingest::run(
@@ -213,6 +244,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 ingest::RunOptions {
                     lake,
                     until_caught_up,
+                    kafka,
                 },
                 shutdown_on_signals(),
             )
@@ -222,6 +254,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 events = report.events,
                 dead_letters = report.dead_letters,
                 position = report.position,
+                published = report.published,
                 "stopped"
             );
             Ok(())
@@ -273,6 +306,40 @@ pub async fn execute(cli: Cli) -> Result<()> {
             query::cohort::write(&batches, format, &mut out)?;
             out.flush()?;
             tracing::info!(rows, "citizen list written");
+            Ok(())
+        }
+        Command::Tail {
+            topic,
+            kafka,
+            from_beginning,
+            format,
+            exit_at_end,
+        } => {
+            let config = ingest::config::KafkaConfig::plaintext(&kafka);
+            let format = match format {
+                TailFormat::Text => ingest::kafka::TailFormat::Text,
+                TailFormat::Json => ingest::kafka::TailFormat::Json,
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let token = shutdown_on_signals();
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let printed = tokio::task::spawn_blocking(move || {
+                ingest::kafka::tail(
+                    &config,
+                    &topic,
+                    from_beginning,
+                    format,
+                    exit_at_end,
+                    &stop,
+                    &mut std::io::stdout().lock(),
+                )
+            })
+            .await??;
+            tracing::info!(printed, "tail stopped");
             Ok(())
         }
         Command::Demo { lake, persons } => crate::demo::run(&lake, persons).await,

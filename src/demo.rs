@@ -29,6 +29,7 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
     let options = ingest::RunOptions {
         lake: Some(lake.to_owned()),
         until_caught_up: true,
+        kafka: None,
     };
     let first = ingest::run(pipeline.clone(), options.clone(), CancellationToken::new()).await?;
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;

@@ -21,6 +21,103 @@ pub struct Pipeline {
     /// Batching and concurrency.
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Kafka topics for downstream subscribers (absent: lake only).
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// The Kafka sink.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port]`; `--kafka` / `REGSYNC_KAFKA_BROKERS` override.
+    pub brokers: String,
+    /// Client id.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Prefix of every topic name (e.g. `kommune5035.`).
+    #[serde(default)]
+    pub topic_prefix: String,
+    /// Create missing topics with `partitions` (else a missing topic stops the start).
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    /// Partitions of created topics (default: the topic's own, see `schemas::topics`).
+    pub partitions: Option<i32>,
+    /// Replication factor of created topics.
+    #[serde(default = "one")]
+    pub replication_factor: i32,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default = "plaintext")]
+    pub security_protocol: String,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`.
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// The name of the environment variable holding the SASL password (never the password).
+    pub sasl_password_env: Option<String>,
+    /// CA certificate file for TLS.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Put the protection level (a confidential field) in person messages.
+    #[serde(default)]
+    pub include_confidential: bool,
+    /// Wait between checks of the lake for new rows.
+    #[serde(default = "default_kafka_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Feed sequence numbers per published slice, at most.
+    #[serde(default = "default_slice")]
+    pub slice_sequences: i64,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("client_id", &self.client_id)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_username", &self.sasl_username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaConfig {
+    /// A plaintext sink to `brokers` with every other setting at its default.
+    pub fn plaintext(brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            client_id: default_client_id(),
+            topic_prefix: String::new(),
+            create_topics: true,
+            partitions: None,
+            replication_factor: 1,
+            security_protocol: plaintext(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_env: None,
+            ssl_ca_location: None,
+            include_confidential: false,
+            poll_interval: default_kafka_poll(),
+            slice_sequences: default_slice(),
+        }
+    }
+}
+
+fn default_client_id() -> String {
+    "regsync".into()
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> i32 {
+    1
+}
+fn plaintext() -> String {
+    "plaintext".into()
+}
+fn default_kafka_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_slice() -> i64 {
+    50_000
 }
 
 /// The population register source.
@@ -223,6 +320,22 @@ impl Pipeline {
                 "worker: batch_events, seed_batch_persons and fetch_concurrency must be above 0"
                     .into(),
             );
+        }
+        if let Some(k) = &self.kafka {
+            if k.brokers.trim().is_empty() {
+                return Err("kafka.brokers: empty".into());
+            }
+            if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"]
+                .contains(&k.security_protocol.as_str())
+            {
+                return Err(format!(
+                    "kafka.security_protocol: {:?} is not plaintext, ssl, sasl_plaintext or sasl_ssl",
+                    k.security_protocol
+                ));
+            }
+            if k.slice_sequences <= 0 {
+                return Err("kafka.slice_sequences: must be above 0".into());
+            }
         }
         if self.source.max_tries == 0 {
             return Err("source.max_tries: must be above 0".into());

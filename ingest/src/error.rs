@@ -67,6 +67,17 @@ pub enum IngestError {
         /// Delta's error.
         source: Box<deltalake::DeltaTableError>,
     },
+    /// The Kafka broker or a topic failed.
+    #[error("kafka {brokers}: {reason}")]
+    Kafka {
+        /// Bootstrap brokers.
+        brokers: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A lake query for the Kafka sink failed.
+    #[error("reading the lake for the Kafka sink: {0}")]
+    LakeRead(String),
     /// Rows could not be encoded (a bug).
     #[error(transparent)]
     Transform(#[from] transform::TransformError),

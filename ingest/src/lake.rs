@@ -16,7 +16,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
-use schemas::tables::{ADDRESS_COLUMNS, PERSON, PERSON_HISTORY, TABLES, Table};
+use schemas::tables::{ADDRESS_COLUMNS, ALL_TABLES, PERSON, PERSON_HISTORY, Table};
 use tracing::info;
 use url::Url;
 
@@ -85,7 +85,7 @@ impl Lake {
     /// Opens every table, creating the missing ones (empty, with their schema and partitions).
     pub async fn open(url: &Url) -> Result<Self, IngestError> {
         let mut tables = HashMap::new();
-        for table in TABLES.iter() {
+        for table in ALL_TABLES.iter() {
             let location = table_url(url, table);
             let err = lake_error(table, &location);
             if location.scheme() == "file" {

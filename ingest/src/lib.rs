@@ -8,13 +8,17 @@
 //! - [`maskinporten`]: the JWT-bearer token grant, with token reuse.
 //! - [`lake`]: Delta tables, positions recorded as application transactions, upserts.
 //! - [`worker`]: seeding from the bulk extract and following the feed.
+//! - [`kafka`]: topics, recovery of each partition's position, producing.
+//! - [`publish`]: the Kafka sink, following the lake with its own position.
 //! - [`error`]: [`IngestError`] and its kind.
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod kafka;
 pub mod lake;
 pub mod maskinporten;
+pub mod publish;
 pub mod worker;
 
 pub use config::Pipeline;

@@ -19,8 +19,12 @@ use transform::freg::feed::{FeedEntry, Lookup};
 
 use crate::IngestError;
 use crate::client::{FeedPage, FregClient};
-use crate::config::Pipeline;
+use crate::config::{KafkaConfig, Pipeline};
+use crate::kafka::KafkaSink;
 use crate::lake::{Lake, lake_url};
+use crate::publish::publish;
+use schemas::topics::TOPICS;
+use tokio::sync::watch;
 
 /// The register's page size: a shorter page means the head was reached.
 const PAGE: usize = 1000;
@@ -34,6 +38,8 @@ pub struct RunOptions {
     pub lake: Option<String>,
     /// Exit once the feed head is reached and committed.
     pub until_caught_up: bool,
+    /// Kafka brokers (overrides or adds the pipeline's `[kafka]`).
+    pub kafka: Option<String>,
 }
 
 /// What a run did.
@@ -47,6 +53,8 @@ pub struct Report {
     pub dead_letters: u64,
     /// The last feed sequence number committed in every table.
     pub position: i64,
+    /// Kafka messages produced.
+    pub published: u64,
 }
 
 /// A batch on its way from the fetcher to the writer.
@@ -75,22 +83,56 @@ pub async fn run(
         })?;
         let client = FregClient::new(&pipeline.source)?;
         let mut lake = Lake::open(&url).await?;
-        let mut report = Report::default();
-        if lake.position(&PERSON, FREG_FEED).await?.is_none() {
-            seed(&client, &mut lake, &pipeline, &shutdown, &mut report).await?;
-            if shutdown.is_cancelled() {
-                return Ok(report);
+        let kafka = match (&options.kafka, &pipeline.kafka) {
+            (Some(brokers), Some(k)) => Some(KafkaConfig {
+                brokers: brokers.clone(),
+                ..k.clone()
+            }),
+            (Some(brokers), None) => Some(KafkaConfig::plaintext(brokers)),
+            (None, k) => k.clone(),
+        };
+        // Connect first: a bad broker address or a missing topic stops the start.
+        let (done_tx, done_rx) = watch::channel(false);
+        let publisher = match kafka {
+            Some(k) => {
+                let sink = KafkaSink::connect(k.clone(), &TOPICS).await?;
+                info!(brokers = %k.brokers, prefix = %k.topic_prefix, "kafka sink connected");
+                Some(tokio::spawn(
+                    publish(sink, k, url.clone(), done_rx, shutdown.clone()).in_current_span(),
+                ))
             }
+            None => None,
+        };
+        let mut report = Report::default();
+        let worked = async {
+            if lake.position(&PERSON, FREG_FEED).await?.is_none() {
+                seed(&client, &mut lake, &pipeline, &shutdown, &mut report).await?;
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            follow(
+                &client,
+                &mut lake,
+                &pipeline,
+                &options,
+                &shutdown,
+                &mut report,
+            )
+            .await
         }
-        follow(
-            &client,
-            &mut lake,
-            &pipeline,
-            &options,
-            &shutdown,
-            &mut report,
-        )
-        .await?;
+        .await;
+        let _ = done_tx.send(true);
+        if worked.is_err() {
+            shutdown.cancel();
+        }
+        if let Some(p) = publisher {
+            let published = p
+                .await
+                .map_err(|e| IngestError::LakeRead(format!("kafka publisher failed: {e}")))??;
+            report.published = published.events + published.persons;
+        }
+        worked?;
         Ok(report)
     }
     .instrument(span)

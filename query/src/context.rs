@@ -2,7 +2,7 @@
 
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
-use schemas::tables::{TABLES, Table};
+use schemas::tables::{ALL_TABLES, Table};
 use url::Url;
 
 use crate::QueryError;
@@ -48,7 +48,7 @@ pub async fn open_table(lake: &Url, table: &'static Table) -> Result<DeltaTable,
 pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
     let lake = lake_url(location)?;
     let ctx = SessionContext::new();
-    for table in TABLES.iter() {
+    for table in ALL_TABLES.iter() {
         let delta = open_table(&lake, table).await?;
         delta
             .update_datafusion_session(&ctx.state())

@@ -10,3 +10,7 @@ pub const FREG_SEED_BATCHES: &str = "regsync.freg.seed.batches";
 
 /// The feed sequence number the bulk extract was taken at (written with every seed commit).
 pub const FREG_SEED_SEQUENCE: &str = "regsync.freg.seed.sequence";
+
+/// The Kafka sink's position, recorded in the lake (on `person_event`) once every message up to
+/// that feed sequence number is acknowledged by the broker.
+pub const KAFKA_FREG: &str = "regsync.kafka.freg";

@@ -6,9 +6,11 @@
 //!
 //! # Layout
 //! - [`tables`]: table names, schemas, partition columns, column lists.
+//! - [`topics`]: Kafka topics, their settings and JSON Schemas.
 //! - [`cursor`]: application ids under which a table records how far it has applied a source.
 
 pub mod cursor;
 pub mod tables;
+pub mod topics;
 
 pub use tables::{TABLES, Table};

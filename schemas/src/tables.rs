@@ -121,9 +121,35 @@ pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
     partition_columns: &[],
 });
 
-/// Every lake table, in the order the worker commits them.
+/// `kafka_sink`: one row per slice published to Kafka; its commits carry the Kafka sink's
+/// position, apart from the tables the worker writes.
+pub static KAFKA_SINK: LazyLock<Table> = LazyLock::new(|| Table {
+    name: "kafka_sink",
+    description: "slices of feed sequence numbers published to Kafka, with message counts",
+    schema: Arc::new(Schema::new(vec![
+        Field::new("from_sequence", DataType::Int64, false),
+        Field::new("to_sequence", DataType::Int64, false),
+        Field::new("event_messages", DataType::Int64, false),
+        Field::new("person_messages", DataType::Int64, false),
+        Field::new("published_at", ts(), false),
+    ])),
+    partition_columns: &[],
+});
+
+/// The tables the feed worker writes, in the order it commits them.
 pub static TABLES: LazyLock<[&'static Table; 4]> =
     LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
+
+/// Every lake table.
+pub static ALL_TABLES: LazyLock<[&'static Table; 5]> = LazyLock::new(|| {
+    [
+        &*PERSON,
+        &*PERSON_HISTORY,
+        &*PERSON_EVENT,
+        &*DEAD_LETTER,
+        &*KAFKA_SINK,
+    ]
+});
 
 /// Address columns withheld for protected persons in outputs that may not hold them.
 pub const ADDRESS_COLUMNS: &[&str] = &[
@@ -154,7 +180,7 @@ mod tests {
 
     #[test]
     fn partition_columns_are_in_the_schema() {
-        for table in TABLES.iter() {
+        for table in ALL_TABLES.iter() {
             for column in table.partition_columns {
                 assert!(
                     table.schema.field_with_name(column).is_ok(),

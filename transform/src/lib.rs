@@ -8,6 +8,7 @@
 //! - [`ident`]: fødselsnummer / D-nummer validation (1964 and 2032 rules) and check digits.
 //! - [`freg`]: the population register's shapes: feed entries, person documents, normalisation.
 //! - [`model`]: the canonical rows: [`Person`], [`PersonVersion`], [`EventRow`], [`DeadLetter`].
+//! - [`messages`]: lake rows to Kafka messages with CloudEvents headers, minimised.
 //! - [`encode`]: rows to Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es.
 //! - [`error`]: [`TransformError`] and its [`ErrorKind`].
 
@@ -15,6 +16,7 @@ pub mod encode;
 pub mod error;
 pub mod freg;
 pub mod ident;
+pub mod messages;
 pub mod model;
 
 pub use error::{ErrorKind, TransformError};

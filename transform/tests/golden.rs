@@ -261,3 +261,88 @@ fn feed_batch_plan_dead_letters_and_keeps_unknown_event_types() {
             .all(|e| e.outcome == "in_extract")
     );
 }
+
+#[test]
+fn messages_validate_against_the_topic_schemas_and_withhold_protected_addresses() {
+    use schemas::topics::{FREG_EVENT, FREG_PERSON};
+    let rows: Vec<(Person, i64)> = ALL_VALID
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (person(f), i as i64 + 1))
+        .collect();
+    let batch = encode::persons(&rows, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(FREG_PERSON.schema).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let messages = transform::messages::person_messages(&FREG_PERSON, &batch, false).unwrap();
+    assert_eq!(messages.len(), rows.len());
+    for (m, (p, seq)) in messages.iter().zip(&rows) {
+        let value: serde_json::Value = serde_json::from_slice(m.value.as_ref().unwrap()).unwrap();
+        assert!(
+            validator.is_valid(&value),
+            "{value}: {:?}",
+            validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(m.key, p.person_id);
+        assert_eq!(m.sequence, *seq);
+        assert!(
+            m.headers
+                .iter()
+                .any(|(k, v)| *k == "ce_sequence" && v == &seq.to_string())
+        );
+        assert!(
+            m.headers
+                .iter()
+                .any(|(k, v)| *k == "ce_subject" && v == &p.person_id)
+        );
+        assert!(
+            value["address_protection"].is_null(),
+            "confidential field left out: {value}"
+        );
+        if p.address_protection != "ugradert" {
+            assert!(
+                value["street_name"].is_null()
+                    && value["postal_code"].is_null()
+                    && value["house_number"].is_null(),
+                "protected address in a message: {value}"
+            );
+        }
+        if p.address_protection == "strengt_fortrolig" {
+            assert!(value["municipality_number"].is_null(), "{value}");
+        }
+    }
+    let with_confidential =
+        transform::messages::person_messages(&FREG_PERSON, &batch, true).unwrap();
+    let strict: serde_json::Value =
+        serde_json::from_slice(with_confidential[1].value.as_ref().unwrap()).unwrap();
+    assert_eq!(strict["address_protection"], "strengt_fortrolig");
+
+    let page = parse_page(
+        &std::fs::read(format!(
+            "{}/tests/fixtures/freg/feed-page.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let planned = plan(
+        &page,
+        &HashMap::new(),
+        0,
+        3,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    );
+    let events = encode::events(
+        &planned.events,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(FREG_EVENT.schema).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for m in transform::messages::event_messages(&FREG_EVENT, &events).unwrap() {
+        let value: serde_json::Value = serde_json::from_slice(m.value.as_ref().unwrap()).unwrap();
+        assert!(validator.is_valid(&value), "{value}");
+    }
+}
