@@ -458,7 +458,7 @@ pub fn tail(
                                 .unwrap_or(serde_json::Value::String(v.to_owned()))
                         });
                         let line = serde_json::json!({
-                            "topic": topic, "partition": m.partition(), "offset": m.offset(), "key": key,
+                            "topic": topic, "partition": m.partition(), "offset": m.offset(), "timestamp_ms": m.timestamp().to_millis(), "key": key,
                             "headers": headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                             "value": value_json,
                         });
