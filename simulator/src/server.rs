@@ -253,24 +253,31 @@ struct BulkRequest {
     ids: Vec<String>,
 }
 
-async fn bulk(State(s): AppState, Json(req): Json<BulkRequest>) -> Response {
-    if req.ids.len() > MAX_BULK {
+/// The bulk-lookup envelope for up to [`MAX_BULK`] keys, each answered by `answer`.
+fn envelope(keys: &[String], answer: impl Fn(&str) -> Value) -> Response {
+    if keys.len() > MAX_BULK {
         return error(
             StatusCode::BAD_REQUEST,
             "FREG-003",
             format!("maks {MAX_BULK} identifikatorer"),
         );
     }
-    let w = s.read();
-    let oppslag: Vec<Value> = req
-        .ids
-        .iter()
-        .map(|id| match w.population.index_of(id).and_then(|i| w.current(i)) {
-            Some(state) => json!({ "foedselsEllerDNummer": id, "folkeregisterperson": state.document() }),
-            None => json!({ "foedselsEllerDNummer": id, "feilmelding": { "feilmelding": "Fant ikke person" } }),
-        })
-        .collect();
+    let oppslag: Vec<Value> = keys.iter().map(|k| answer(k)).collect();
     Json(json!({ "oppslag": oppslag })).into_response()
+}
+
+async fn bulk(State(s): AppState, Json(req): Json<BulkRequest>) -> Response {
+    let w = s.read();
+    envelope(&req.ids, |id| {
+        match w.population.index_of(id).and_then(|i| w.current(i)) {
+            Some(state) => {
+                json!({ "foedselsEllerDNummer": id, "folkeregisterperson": state.document() })
+            }
+            None => {
+                json!({ "foedselsEllerDNummer": id, "feilmelding": { "feilmelding": "Fant ikke person" } })
+            }
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -280,23 +287,17 @@ struct ArchiveRequest {
 }
 
 async fn bulk_archive(State(s): AppState, Json(req): Json<ArchiveRequest>) -> Response {
-    if req.dokumentidentifikator.len() > MAX_BULK {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "FREG-003",
-            format!("maks {MAX_BULK} identifikatorer"),
-        );
-    }
     let w = s.read();
-    let oppslag: Vec<Value> = req
-        .dokumentidentifikator
-        .iter()
-        .map(|doc| match parse_document_id(doc).and_then(|(p, v)| w.state(p, v)) {
-            Some(state) => json!({ "foedselsEllerDNummer": state.id, "dokumentidentifikator": doc, "folkeregisterperson": state.document() }),
-            None => json!({ "dokumentidentifikator": doc, "feilmelding": { "feilmelding": "Fant ikke dokument" } }),
-        })
-        .collect();
-    Json(json!({ "oppslag": oppslag })).into_response()
+    envelope(&req.dokumentidentifikator, |doc| {
+        match parse_document_id(doc).and_then(|(p, v)| w.state(p, v)) {
+            Some(state) => {
+                json!({ "foedselsEllerDNummer": state.id, "dokumentidentifikator": doc, "folkeregisterperson": state.document() })
+            }
+            None => {
+                json!({ "dokumentidentifikator": doc, "feilmelding": { "feilmelding": "Fant ikke dokument" } })
+            }
+        }
+    })
 }
 
 #[derive(Deserialize)]
