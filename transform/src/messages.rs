@@ -98,67 +98,52 @@ pub fn minimise_person(row: &mut Map<String, Value>, include_confidential: bool)
     }
 }
 
+/// Rows to messages keyed by `person_id`, with the sequence and time columns named; `shape`
+/// edits a row's value and says whether it is a tombstone.
+fn to_messages(
+    topic: &Topic,
+    batch: &RecordBatch,
+    sequence_column: &str,
+    time_column: &str,
+    shape: impl Fn(&mut Map<String, Value>) -> bool,
+) -> Result<Vec<Message>, TransformError> {
+    let seqs = sequences(batch, sequence_column);
+    Ok(rows_as_json(batch)?
+        .into_iter()
+        .zip(seqs)
+        .map(|(mut row, sequence)| {
+            let text = |column: &str| row.get(column).and_then(Value::as_str).map(str::to_owned);
+            let (key, time) = (text("person_id").unwrap_or_default(), text(time_column));
+            let tombstone = shape(&mut row);
+            let value =
+                (!tombstone).then(|| serde_json::to_vec(&Value::Object(row)).unwrap_or_default());
+            Message {
+                headers: headers(topic, &key, sequence, time.as_deref()),
+                key,
+                value,
+                sequence,
+            }
+        })
+        .collect())
+}
+
 /// `person` rows to change-topic messages: one per person, a tombstone for a ceased person.
 pub fn person_messages(
     topic: &Topic,
     batch: &RecordBatch,
     include_confidential: bool,
 ) -> Result<Vec<Message>, TransformError> {
-    let seqs = sequences(batch, "last_sequence");
-    rows_as_json(batch)?
-        .into_iter()
-        .zip(seqs)
-        .map(|(mut row, sequence)| {
-            let key = row
-                .get("person_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let time = row
-                .get("updated_at")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let ceased = row.get("status").and_then(Value::as_str) == Some("opphoert");
-            minimise_person(&mut row, include_confidential);
-            let value = if ceased {
-                None
-            } else {
-                Some(serde_json::to_vec(&Value::Object(row)).unwrap_or_default())
-            };
-            Ok(Message {
-                headers: headers(topic, &key, sequence, time.as_deref()),
-                key,
-                value,
-                sequence,
-            })
-        })
-        .collect()
+    to_messages(topic, batch, "last_sequence", "updated_at", |row| {
+        let ceased = row.get("status").and_then(Value::as_str) == Some("opphoert");
+        minimise_person(row, include_confidential);
+        ceased
+    })
 }
 
 /// `person_event` rows to event-topic messages.
 pub fn event_messages(topic: &Topic, batch: &RecordBatch) -> Result<Vec<Message>, TransformError> {
-    let seqs = sequences(batch, "sequence");
-    rows_as_json(batch)?
-        .into_iter()
-        .zip(seqs)
-        .map(|(mut row, sequence)| {
-            row.remove("recorded_at");
-            let key = row
-                .get("person_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let time = row
-                .get("occurred_at")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let value = Some(serde_json::to_vec(&Value::Object(row)).unwrap_or_default());
-            Ok(Message {
-                headers: headers(topic, &key, sequence, time.as_deref()),
-                key,
-                value,
-                sequence,
-            })
-        })
-        .collect()
+    to_messages(topic, batch, "sequence", "occurred_at", |row| {
+        row.remove("recorded_at");
+        false
+    })
 }
