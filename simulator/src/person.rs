@@ -238,9 +238,11 @@ impl PersonState {
             doc.insert("familierelasjon".into(), Value::Array(relations));
         }
         if let Some(death) = self.death {
-            // The register's shape for doedsfall is a single object in the spec, an array in
-            // practice: serve the array, as most packages do.
-            doc.insert("doedsfall".into(), json!([{ "erGjeldende": true, "kilde": "Synutopia", "doedsdato": death.format("%Y-%m-%d").to_string() }]));
+            // The spec names a single object for doedsfall (regsync also reads an array).
+            doc.insert(
+                "doedsfall".into(),
+                json!({ "erGjeldende": true, "kilde": "Synutopia", "doedsdato": death.format("%Y-%m-%d").to_string() }),
+            );
         }
         if let Some((country, date)) = &self.emigrated {
             doc.insert("utflytting".into(), json!([{ "erGjeldende": true, "kilde": "Synutopia", "tilflyttingsland": country, "utflyttingsdato": date.to_string() }]));
