@@ -139,7 +139,7 @@ pub async fn run(
     .await
 }
 
-/// Each table's position for an application id (absent: 0... or `None`).
+/// Each table's position for an application id (`None`: the table has none yet).
 async fn positions(
     lake: &Lake,
     app: &str,

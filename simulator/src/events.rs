@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use rand::rngs::SmallRng;
 
-use crate::kommuner::{self, KOMMUNER};
+use crate::kommuner;
 use crate::names;
 use crate::person::PersonState;
 use crate::population::Population;
@@ -73,9 +73,7 @@ fn moved(
         (false, Some(r)) => kommuner::index_of(&r.kommune).unwrap_or(0),
         _ => kommuner::draw(rng.random()),
     };
-    if let Some(r) = s.residences.last_mut().filter(|r| r.to.is_none()) {
-        r.to = Some(at);
-    }
+    s.end_residence(at);
     s.residences.push(Population::residence(rng, kommune, at));
     vec![world.record(person, s, "endringIBostedsadresse", at)]
 }
@@ -111,29 +109,20 @@ fn born(
         .unwrap_or_else(|| Population::residence(rng, 0, at));
     residence.from = at;
     residence.to = None;
-    let baby = PersonState {
-        id: id.clone(),
-        d_number: false,
+    let given = given[rng.random_range(0..given.len())].to_owned();
+    let mut baby = PersonState::newcomer(
+        id.clone(),
         birth,
-        birth_kommune: Some(residence.kommune.clone()),
         female,
-        given: given[rng.random_range(0..given.len())].to_owned(),
-        middle: None,
-        family: m.family.clone(),
-        earlier_names: Vec::new(),
-        statuses: vec![("bosatt".to_owned(), at)],
-        death: None,
-        residences: vec![residence],
-        protection: m.protection.clone(),
-        citizenship: "NOR".to_owned(),
-        marital: "ugift".to_owned(),
-        spouse: None,
-        mother: Some(m.id.clone()),
-        father: m.spouse.clone(),
-        children: Vec::new(),
-        emigrated: None,
-        immigrated: None,
-    };
+        given,
+        m.family.clone(),
+        residence,
+        at,
+    );
+    baby.birth_kommune = baby.residences.first().map(|r| r.kommune.clone());
+    baby.protection.clone_from(&m.protection);
+    baby.mother = Some(m.id.clone());
+    baby.father.clone_from(&m.spouse);
     let first = world.record(child, baby, "personErOpprettet", at);
     m.children.push(id);
     let second = world.record(mother, m, "endringIFamilierelasjon", at);
@@ -185,9 +174,7 @@ fn emigrated(
     mut s: PersonState,
     at: DateTime<Utc>,
 ) -> Vec<i64> {
-    if let Some(r) = s.residences.last_mut().filter(|r| r.to.is_none()) {
-        r.to = Some(at);
-    }
+    s.end_residence(at);
     s.statuses.push(("utflyttet".to_owned(), at));
     s.emigrated = Some((
         names::COUNTRIES[rng.random_range(0..names::COUNTRIES.len())].to_owned(),
@@ -203,33 +190,13 @@ fn immigrated(world: &mut World, rng: &mut SmallRng, at: DateTime<Utc>) -> Vec<i
     let female = rng.random_bool(0.5);
     let given = if female { names::FEMALE } else { names::MALE };
     let country = names::COUNTRIES[rng.random_range(0..names::COUNTRIES.len())].to_owned();
-    let s = PersonState {
-        id,
-        d_number: false,
-        birth,
-        birth_kommune: None,
-        female,
-        given: given[rng.random_range(0..given.len())].to_owned(),
-        middle: None,
-        family: names::FAMILY[rng.random_range(0..names::FAMILY.len())].to_owned(),
-        earlier_names: Vec::new(),
-        statuses: vec![("bosatt".to_owned(), at)],
-        death: None,
-        residences: vec![{
-            let k = kommuner::draw(rng.random());
-            Population::residence(rng, k, at)
-        }],
-        protection: "ugradert".to_owned(),
-        citizenship: country.clone(),
-        marital: "ugift".to_owned(),
-        spouse: None,
-        mother: None,
-        father: None,
-        children: Vec::new(),
-        emigrated: None,
-        immigrated: Some((country, at.date_naive())),
-    };
-    debug_assert!(KOMMUNER.len() == 357);
+    let kommune = kommuner::draw(rng.random());
+    let residence = Population::residence(rng, kommune, at);
+    let given = given[rng.random_range(0..given.len())].to_owned();
+    let family = names::FAMILY[rng.random_range(0..names::FAMILY.len())].to_owned();
+    let mut s = PersonState::newcomer(id, birth, female, given, family, residence, at);
+    s.citizenship.clone_from(&country);
+    s.immigrated = Some((country, at.date_naive()));
     vec![world.record(person, s, "endringIInnflytting", at)]
 }
 

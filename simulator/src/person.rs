@@ -72,6 +72,48 @@ pub struct PersonState {
 }
 
 impl PersonState {
+    /// A resident created by an event (a birth, an immigration) at `at`, living at `residence`.
+    pub fn newcomer(
+        id: String,
+        birth: NaiveDate,
+        female: bool,
+        given: String,
+        family: String,
+        residence: Residence,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            d_number: false,
+            birth,
+            birth_kommune: None,
+            female,
+            given,
+            middle: None,
+            family,
+            earlier_names: Vec::new(),
+            statuses: vec![("bosatt".to_owned(), at)],
+            death: None,
+            residences: vec![residence],
+            protection: "ugradert".to_owned(),
+            citizenship: "NOR".to_owned(),
+            marital: "ugift".to_owned(),
+            spouse: None,
+            mother: None,
+            father: None,
+            children: Vec::new(),
+            emigrated: None,
+            immigrated: None,
+        }
+    }
+
+    /// Ends the current residence at `at` (a move or an emigration).
+    pub fn end_residence(&mut self, at: DateTime<Utc>) {
+        if let Some(r) = self.residences.last_mut().filter(|r| r.to.is_none()) {
+            r.to = Some(at);
+        }
+    }
+
     /// The current status.
     pub fn status(&self) -> &str {
         self.statuses
