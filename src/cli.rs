@@ -48,6 +48,27 @@ pub enum ListFormat {
     Parquet,
 }
 
+/// What `regsync simulate` answers a feed request older than `--retain-events`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExpiredFeed {
+    /// 406 with the register's error body.
+    #[value(name = "406")]
+    NotAcceptable,
+    /// 200 with the page from the oldest entry kept, as if old entries were simply deleted.
+    Gone,
+}
+
+/// Which arrays `regsync simulate`'s extract batches carry.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExtractIds {
+    /// `foedselsEllerDNummer` and `dokumentidentifikator`.
+    Both,
+    /// Only `foedselsEllerDNummer`.
+    Ids,
+    /// Only `dokumentidentifikator`.
+    Documents,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -72,9 +93,35 @@ pub enum Command {
         /// Stop producing changes after this many feed entries.
         #[arg(long)]
         max_events: Option<u64>,
-        /// Share of requests that fail (0 to 1): 429, 500/503, slow, cut-off bodies, repeats.
+        /// Share of requests that fail (0 to 1), per kind: 429, 500/503, slow, cut-off bodies;
+        /// 200 "under maintenance" bodies; feed pages with a repeated entry or one not yet
+        /// visible; extract batches with ids only.
         #[arg(long, default_value_t = 0.0)]
         faults: f64,
+        /// Keep only the newest N feed entries; older sequence numbers are expired.
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::value_parser!(u64).range(1..),
+            env = "REGSYNC_SIMULATE_RETAIN_EVENTS"
+        )]
+        retain_events: Option<u64>,
+        /// What a feed request for an expired sequence number gets.
+        #[arg(
+            long,
+            value_enum,
+            default_value = "406",
+            env = "REGSYNC_SIMULATE_EXPIRED_FEED"
+        )]
+        expired_feed: ExpiredFeed,
+        /// Which arrays extract batches carry.
+        #[arg(
+            long,
+            value_enum,
+            default_value = "both",
+            env = "REGSYNC_SIMULATE_EXTRACT_IDS"
+        )]
+        extract_ids: ExtractIds,
     },
     /// Run a pipeline: seed an empty lake, then follow the register's feed.
     Run {
@@ -196,11 +243,13 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// Where a citizen list goes: a file only its owner can read, or standard output.
 fn output(path: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
     Ok(match path {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
+        Some(p) => Box::new(
+            query::cohort::create_private(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout()),
     })
 }
@@ -215,6 +264,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
             events_per_sec,
             max_events,
             faults,
+            retain_events,
+            expired_feed,
+            extract_ids,
         } => {
             if !(0.0..=1.0).contains(&faults) {
                 anyhow::bail!("--faults {faults}: a share between 0 and 1");
@@ -226,6 +278,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 events_per_sec,
                 max_events,
                 faults,
+                retain_events,
+                expired_feed: match expired_feed {
+                    ExpiredFeed::NotAcceptable => simulator::ExpiredFeed::NotAcceptable,
+                    ExpiredFeed::Gone => simulator::ExpiredFeed::Gone,
+                },
+                extract_ids: match extract_ids {
+                    ExtractIds::Both => simulator::ExtractIds::Both,
+                    ExtractIds::Ids => simulator::ExtractIds::Ids,
+                    ExtractIds::Documents => simulator::ExtractIds::Documents,
+                },
             };
             let running = simulator::start(config, &listen, shutdown.clone()).await?;
             println!("{}{}", running.url(), simulator::BASE);

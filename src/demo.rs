@@ -16,6 +16,7 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
         events_per_sec: 500.0,
         max_events: Some(3_000),
         faults: 0.0,
+        ..simulator::Config::default()
     };
     let sim = simulator::start(config, "127.0.0.1:0", stop.clone()).await?;
     let url = sim.url();

@@ -17,11 +17,19 @@ fn lake_equals_the_register_with_faults_on() {
         "3000",
         "--faults",
         "0.05",
+        // The register keeps the newest 2500 entries and deletes older ones without a word.
+        "--retain-events",
+        "2500",
+        "--expired-feed",
+        "gone",
     ]);
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 500);
     let lake = dir.path().join("lake");
-    // Seed while the register is changing, then follow until the stream has ended.
+    // Seed while the register is changing, after 1000 changes (so a worker that asked for the
+    // feed from the beginning would find the first ones deleted at the end), then follow until
+    // the stream has ended.
+    sim.wait_for_head(1000);
     run_until_caught_up(&pipeline);
     let head = sim.wait_until_quiet();
     run_until_caught_up(&pipeline);
@@ -90,6 +98,77 @@ fn lake_equals_the_register_with_faults_on() {
         assert_eq!(
             sorted, want,
             "cohort {kommune} {from}..{to} {status:?} as of {as_of:?}"
+        );
+    }
+}
+
+#[test]
+fn a_seeded_lake_follows_from_the_extract_with_retention_on() {
+    // 3000 changes before the seed; the register keeps only the newest 1000, answering older
+    // sequence numbers with 406 or, in the second shape, leaving them out of the page.
+    for shape in ["406", "gone"] {
+        let sim = Simulator::start(&[
+            "--persons",
+            "1500",
+            "--seed",
+            "3",
+            "--events-per-sec",
+            "4000",
+            "--max-events",
+            "3000",
+            "--retain-events",
+            "1000",
+            "--expired-feed",
+            shape,
+        ]);
+        let head = sim.wait_until_quiet();
+        assert_eq!(head, 3000);
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(dir.path(), &sim.url, 500);
+        let lake = dir.path().join("lake");
+        run_until_caught_up(&pipeline);
+        assert_eq!(seed_sequence(&lake), head, "{shape}: seeded at the head");
+        assert_events_exactly_once(&lake, head);
+        assert_state_matches(&lake, &sim);
+    }
+}
+
+#[test]
+fn a_lake_older_than_the_retention_is_told_to_seed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // Seeded before any change; the register then makes 2000 and keeps the newest 500.
+    let before = Simulator::start(&["--persons", "800", "--seed", "4", "--events-per-sec", "0"]);
+    run_until_caught_up(&pipeline(dir.path(), &before.url, 500));
+    drop(before);
+    for (shape, said) in [("406", "seeded again"), ("gone", "1..=1500 are missing")] {
+        let after = Simulator::start(&[
+            "--persons",
+            "800",
+            "--seed",
+            "4",
+            "--events-per-sec",
+            "4000",
+            "--max-events",
+            "2000",
+            "--retain-events",
+            "500",
+            "--expired-feed",
+            shape,
+        ]);
+        after.wait_until_quiet();
+        let path = pipeline(dir.path(), &after.url, 500);
+        let out = regsync(&["run", path.to_str().unwrap(), "--until-caught-up"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shape}: the worker stops");
+        assert!(
+            err.contains(said),
+            "{shape}: the error says what happened: {err}"
+        );
+        assert_eq!(
+            sql(&lake, "SELECT count(*) AS n FROM person_event")[0]["n"].as_i64(),
+            Some(0),
+            "{shape}: nothing after the hole is written"
         );
     }
 }
@@ -224,10 +303,14 @@ fn bad_configuration_names_file_and_key() {
 }
 
 #[test]
-fn a_register_that_is_down_is_named() {
+fn a_register_that_is_down_is_named_without_its_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let path = pipeline(dir.path(), &format!("http://127.0.0.1:{port}"), 100);
+    let path = pipeline(
+        dir.path(),
+        &format!("http://regsync:s3cret-pass@127.0.0.1:{port}"),
+        100,
+    );
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("max_tries = 30", "max_tries = 2");
@@ -238,5 +321,9 @@ fn a_register_that_is_down_is_named() {
     assert!(
         err.contains(&format!("127.0.0.1:{port}")),
         "the error names the register: {err}"
+    );
+    assert!(
+        !err.contains("s3cret-pass"),
+        "credentials in the base URL are never shown: {err}"
     );
 }

@@ -56,7 +56,10 @@ pub struct KafkaConfig {
     pub sasl_password_env: Option<String>,
     /// CA certificate file for TLS.
     pub ssl_ca_location: Option<PathBuf>,
-    /// Put the protection level (a confidential field) in person messages.
+    /// Subscribers are cleared for confidential fields: person messages carry the address of
+    /// unprotected persons, the municipality of fortrolig ones and the protection level, and
+    /// protection changes keep their event type. Off (the default), messages carry no address,
+    /// no municipality and no level, so nothing tells who is protected.
     #[serde(default)]
     pub include_confidential: bool,
     /// Wait between checks of the lake for new rows.
@@ -190,6 +193,19 @@ pub struct WorkerConfig {
     /// Wait between polls once the feed head is reached.
     #[serde(deserialize_with = "duration")]
     pub poll_interval: Duration,
+    /// How long a hole in the feed's sequence numbers is waited for (an entry the register has
+    /// numbered but not yet shown) before it counts as missing.
+    #[serde(default = "default_gap_timeout", deserialize_with = "duration")]
+    pub gap_timeout: Duration,
+    /// What a missing range does once `gap_timeout` has passed: `false` (the default) stops the
+    /// worker with an error naming the range; `true` records the range in `dead_letter` and goes
+    /// on (for a rights package that does not see every event).
+    #[serde(default)]
+    pub skip_gaps: bool,
+}
+
+fn default_gap_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl Default for WorkerConfig {
@@ -199,6 +215,8 @@ impl Default for WorkerConfig {
             seed_batch_persons: 50_000,
             fetch_concurrency: 4,
             poll_interval: Duration::from_secs(2),
+            gap_timeout: default_gap_timeout(),
+            skip_gaps: false,
         }
     }
 }
@@ -211,21 +229,29 @@ fn default_tries() -> usize {
     12
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h`.
+/// The longest duration a setting may have: anything longer is a typo.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, at most [`MAX_DURATION`] (30 days).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"5s\""))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+    let too_long = || format!("{s:?} is longer than 30 days");
+    let n: u64 = match n.parse() {
+        Ok(n) => n,
+        // Digits that do not fit in a u64 are a number, just far too large.
+        Err(_) if !n.is_empty() => return Err(too_long()),
+        Err(_) => return Err(format!("{s:?} is not a duration like \"5s\"")),
+    };
+    let duration = match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
         _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
-    })
+    };
+    duration.filter(|d| *d <= MAX_DURATION).ok_or_else(too_long)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -396,5 +422,30 @@ poll_interval = "250ms"
         let bad = FILE.replace("\"250ms\"", "\"soon\"");
         let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn overflowing_duration_is_refused() {
+        for huge in [
+            "99999999999999999h",
+            "999999999999999999m",
+            "99999999999999999999s",
+        ] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(err.contains(huge), "{err}");
+        }
+        let bad = FILE.replace("\"250ms\"", "\"99999999999999999h\"");
+        let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
+        assert!(err.contains("99999999999999999h"), "{err}");
+    }
+
+    #[test]
+    fn duration_above_thirty_days_is_refused() {
+        assert_eq!(parse_duration("720h"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("43200m"), Ok(MAX_DURATION));
+        for long in ["721h", "2592001s", "2592000001ms"] {
+            let err = parse_duration(long).unwrap_err();
+            assert!(err.contains(long) && err.contains("30 days"), "{err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use transform::ErrorKind;
 
@@ -56,6 +57,11 @@ pub enum IngestError {
         token_url: String,
         /// Why (never the key or the token).
         reason: String,
+        /// `Retryable` when the endpoint may answer later (no connection, 429, 5xx, an
+        /// unreadable answer); `Fatal` when it refused the grant or the key is unusable.
+        kind: ErrorKind,
+        /// The endpoint's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
     },
     /// A lake table could not be opened, read or committed.
     #[error("lake table {table} at {url}: {source}")]
@@ -91,8 +97,17 @@ impl IngestError {
                 status: Some(s), ..
             } if *s == 429 || *s >= 500 => ErrorKind::Retryable,
             Self::Request { status: None, .. } | Self::Response { .. } => ErrorKind::Retryable,
+            Self::Token { kind, .. } => *kind,
             Self::Transform(e) => e.kind(),
             _ => ErrorKind::Fatal,
+        }
+    }
+
+    /// How long the failed service asked to be left alone (`Retry-After`), if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Token { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

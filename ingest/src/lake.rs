@@ -195,8 +195,46 @@ impl Lake {
         Ok(())
     }
 
+    /// The birth-year partitions where a table holds rows of the persons in `batch` (its
+    /// `person_id` column), and the batch's own years: what a MERGE of the batch must look in,
+    /// so that a person whose birth year was corrected is found in the old partition.
+    async fn partitions_of(
+        &self,
+        table: &'static Table,
+        batch: &RecordBatch,
+    ) -> Result<String, IngestError> {
+        let err = lake_error(table, &self.url);
+        let mut years = batch_years(batch);
+        let delta = self.table(table);
+        if delta.snapshot().is_ok_and(|s| s.log_data().num_files() > 0) {
+            let ctx = SessionContext::new();
+            let provider = delta.table_provider().await.map_err(|e| err(e.into()))?;
+            ctx.register_table("target", provider)
+                .map_err(|e| err(e.into()))?;
+            let ids = batch
+                .project(&[batch
+                    .schema()
+                    .index_of("person_id")
+                    .map_err(|e| err(e.into()))?])
+                .map_err(|e| err(e.into()))?;
+            ctx.register_batch("ids", ids).map_err(|e| err(e.into()))?;
+            let found = ctx
+                .sql("SELECT DISTINCT t.birth_year FROM target t JOIN ids ON t.person_id = ids.person_id")
+                .await
+                .map_err(|e| err(e.into()))?
+                .collect()
+                .await
+                .map_err(|e| err(e.into()))?;
+            for b in &found {
+                years.extend(batch_years(b));
+            }
+        }
+        Ok(year_list(&years))
+    }
+
     /// Upserts `person` rows (one per person) and records the transactions, in one commit. Only
-    /// the birth-year partitions of the batch are read and rewritten.
+    /// the birth-year partitions that hold these persons, before and after, are read and
+    /// rewritten; a person whose birth year changed moves to the new partition.
     pub async fn upsert_persons(
         &mut self,
         batch: RecordBatch,
@@ -206,7 +244,7 @@ impl Lake {
             return self.append(&PERSON, None, txns).await;
         }
         let err = lake_error(&PERSON, &self.url);
-        let years = partition_list(&batch);
+        let years = self.partitions_of(&PERSON, &batch).await?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch).map_err(|e| err(e.into()))?;
         let columns: Vec<String> = PERSON
@@ -252,7 +290,8 @@ impl Lake {
 
     /// Applies history: `closes` end the open version of their person at their `valid_to`,
     /// `scrubs` withhold every address of their person in every version (strengt fortrolig) and
-    /// end the open one, `inserts` add versions. One commit.
+    /// end the open one, `inserts` add versions. One commit. The MERGE looks in every partition
+    /// that holds a version of these persons.
     pub async fn apply_history(
         &mut self,
         closes: RecordBatch,
@@ -285,12 +324,15 @@ impl Lake {
             self.tables.insert(PERSON_HISTORY.name, updated);
             return Ok(());
         }
-        let years = tagged
-            .iter()
-            .map(partition_list)
-            .collect::<Vec<_>>()
-            .join(", ");
         let ctx = SessionContext::new();
+        let changed: Vec<RecordBatch> = tagged
+            .iter()
+            .filter(|b| kind_of(b) != "insert")
+            .cloned()
+            .collect();
+        let changed = arrow::compute::concat_batches(&tagged[0].schema(), &changed)
+            .map_err(|e| err(e.into()))?;
+        let years = self.partitions_of(&PERSON_HISTORY, &changed).await?;
         let source = ctx.read_batches(tagged).map_err(|e| err(e.into()))?;
         let columns: Vec<String> = PERSON_HISTORY
             .schema
@@ -344,17 +386,17 @@ impl Lake {
     }
 }
 
-/// The distinct birth years of a batch, as a SQL list.
-fn partition_list(batch: &RecordBatch) -> String {
-    let years = batch
+/// The distinct birth years of a batch.
+fn batch_years(batch: &RecordBatch) -> std::collections::BTreeSet<i32> {
+    batch
         .column_by_name("birth_year")
         .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
-        .map(|a| {
-            a.iter()
-                .flatten()
-                .collect::<std::collections::BTreeSet<i32>>()
-        })
-        .unwrap_or_default();
+        .map(|a| a.iter().flatten().collect())
+        .unwrap_or_default()
+}
+
+/// Years as a SQL list (`NULL` for none, which matches nothing).
+fn year_list(years: &std::collections::BTreeSet<i32>) -> String {
     if years.is_empty() {
         return "NULL".into();
     }

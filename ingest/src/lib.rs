@@ -7,18 +7,26 @@
 //! - [`client`]: the population register's HTTP API with backoff and `Retry-After`.
 //! - [`maskinporten`]: the JWT-bearer token grant, with token reuse.
 //! - [`lake`]: Delta tables, positions recorded as application transactions, upserts.
-//! - [`worker`]: seeding from the bulk extract and following the feed.
+//! - [`worker`]: a run: the seed if the lake is empty, then following the feed, beside the
+//!   Kafka publisher.
+//! - [`seed`]: seeding from the bulk extract, resumable per batch and per table.
+//! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
+//!   commits.
+//! - [`apply`]: planned rows to the tables, each commit with its position.
 //! - [`kafka`]: topics, recovery of each partition's position, producing.
 //! - [`publish`]: the Kafka sink, following the lake with its own position.
 //! - [`error`]: [`IngestError`] and its kind.
 
+pub mod apply;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod kafka;
 pub mod lake;
 pub mod maskinporten;
 pub mod publish;
+pub mod seed;
 pub mod worker;
 
 pub use config::Pipeline;

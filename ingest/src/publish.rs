@@ -128,7 +128,7 @@ pub async fn publish(
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(read_error)?;
                 let messages = if topic.name == FREG_EVENT.name {
-                    transform::messages::event_messages(topic, &batch)?
+                    transform::messages::event_messages(topic, &batch, config.include_confidential)?
                 } else {
                     transform::messages::person_messages(
                         topic,

@@ -1,5 +1,6 @@
 //! The JWT-bearer grant against a local token endpoint that verifies the signed assertion, and
-//! the register client sending the token and reusing it until it expires.
+//! the register client sending the token, reusing it until it expires, retrying an endpoint
+//! that is briefly unavailable and stopping at one that refuses the grant.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use ingest::client::FregClient;
 use ingest::config::{Maskinporten, Source};
+use ingest::error::ErrorKind;
+use ingest::maskinporten::TokenSource;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 const KEY: &str = concat!(
@@ -27,7 +30,41 @@ struct Claims {
     iat: i64,
 }
 
-async fn token(State(calls): State<Arc<AtomicUsize>>, body: String) -> (StatusCode, String) {
+/// How the local token endpoint behaves, and what it was asked.
+struct Endpoint {
+    /// Requests received, answered or not.
+    requests: AtomicUsize,
+    /// Tokens issued.
+    issued: AtomicUsize,
+    /// Requests still to be answered 503 before tokens are issued.
+    unavailable: AtomicUsize,
+    /// `expires_in` of the tokens issued.
+    expires_in: u64,
+}
+
+impl Endpoint {
+    fn new(expires_in: u64) -> Arc<Self> {
+        Arc::new(Self {
+            requests: AtomicUsize::new(0),
+            issued: AtomicUsize::new(0),
+            unavailable: AtomicUsize::new(0),
+            expires_in,
+        })
+    }
+}
+
+async fn token(State(endpoint): State<Arc<Endpoint>>, body: String) -> (StatusCode, String) {
+    endpoint.requests.fetch_add(1, Ordering::SeqCst);
+    if endpoint
+        .unavailable
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"temporarily_unavailable\"}".into(),
+        );
+    }
     let form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(body.as_bytes())
             .into_owned()
@@ -65,12 +102,12 @@ async fn token(State(calls): State<Arc<AtomicUsize>>, body: String) -> (StatusCo
             "{\"error\":\"invalid_grant\"}".into(),
         );
     }
-    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = endpoint.issued.fetch_add(1, Ordering::SeqCst) + 1;
     (
         StatusCode::OK,
         format!(
-            "{{\"access_token\":\"token-{n}\",\"token_type\":\"Bearer\",\"expires_in\":120,\"scope\":\"{}\"}}",
-            claims.scope
+            "{{\"access_token\":\"token-{n}\",\"token_type\":\"Bearer\",\"expires_in\":{},\"scope\":\"{}\"}}",
+            endpoint.expires_in, claims.scope
         ),
     )
 }
@@ -100,22 +137,28 @@ fn source(base: &str, key_file: &str) -> Source {
     }
 }
 
-#[tokio::test]
-async fn token_is_requested_once_and_sent_as_bearer() {
-    let calls = Arc::new(AtomicUsize::new(0));
+/// Serves the token endpoint and the register's head on `127.0.0.1:0`; returns the base URL.
+async fn serve(endpoint: Arc<Endpoint>) -> String {
     let app = Router::new()
         .route("/token", post(token))
         .route("/api/v1/hendelser/siste/sekvensnummer", get(head))
-        .with_state(calls.clone());
+        .with_state(endpoint);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn token_is_requested_once_and_sent_as_bearer() {
+    let endpoint = Endpoint::new(120);
+    let base = serve(endpoint.clone()).await;
 
     let client = FregClient::new(&source(&base, KEY)).unwrap();
     assert_eq!(client.head().await.unwrap(), 42);
     assert_eq!(client.head().await.unwrap(), 42);
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        endpoint.issued.load(Ordering::SeqCst),
         1,
         "the token is reused until it expires"
     );
@@ -131,4 +174,85 @@ async fn token_is_requested_once_and_sent_as_bearer() {
 async fn a_bad_key_file_is_named() {
     let err = FregClient::new(&source("http://127.0.0.1:9", "/nonexistent/key.pem")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/key.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unavailable_token_endpoint_is_retried() {
+    let endpoint = Endpoint::new(120);
+    endpoint.unavailable.store(1, Ordering::SeqCst);
+    let base = serve(endpoint.clone()).await;
+
+    let client = FregClient::new(&source(&base, KEY)).unwrap();
+    assert_eq!(client.head().await.unwrap(), 42);
+    assert_eq!(
+        endpoint.requests.load(Ordering::SeqCst),
+        2,
+        "one 503, one token"
+    );
+    assert_eq!(endpoint.issued.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_retryable() {
+    let mut config = source("http://127.0.0.1:9", KEY).maskinporten.unwrap();
+    config.token_url = "http://127.0.0.1:9/token".into();
+    let tokens = TokenSource::new(config, reqwest::Client::new()).unwrap();
+    let err = tokens.token().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    assert!(
+        err.to_string().contains("http://127.0.0.1:9/token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_does_not_overflow_the_clock() {
+    let endpoint = Endpoint::new(u64::MAX);
+    let base = serve(endpoint.clone()).await;
+
+    let client = FregClient::new(&source(&base, KEY)).unwrap();
+    assert_eq!(client.head().await.unwrap(), 42);
+    assert_eq!(client.head().await.unwrap(), 42);
+    assert_eq!(
+        endpoint.issued.load(Ordering::SeqCst),
+        1,
+        "the token is used"
+    );
+}
+
+#[tokio::test]
+async fn a_zero_expires_in_does_not_fetch_a_token_per_request() {
+    let endpoint = Endpoint::new(0);
+    let base = serve(endpoint.clone()).await;
+
+    let client = FregClient::new(&source(&base, KEY)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(client.head().await.unwrap(), 42);
+    }
+    assert_eq!(endpoint.issued.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refused_grant_stops_at_once_naming_the_token_url() {
+    let endpoint = Endpoint::new(120);
+    let base = serve(endpoint.clone()).await;
+    let mut unknown = source(&base, KEY);
+    if let Some(m) = unknown.maskinporten.as_mut() {
+        m.client_id = "a-client-maskinporten-does-not-know".into();
+    }
+    unknown.max_tries = 5;
+
+    let client = FregClient::new(&unknown).unwrap();
+    let err = client.head().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Fatal, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{base}/token")) && text.contains("invalid_grant"),
+        "{text}"
+    );
+    assert_eq!(
+        endpoint.requests.load(Ordering::SeqCst),
+        1,
+        "a refused grant is not retried"
+    );
 }

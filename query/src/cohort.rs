@@ -1,7 +1,9 @@
 //! Citizen lists (`innbyggerlister`): everyone of a kommune born in a date range, with a status,
 //! now or on a date, sorted by birth date.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Date32Type};
@@ -73,52 +75,55 @@ impl Cohort {
                 self.born_from, self.born_to
             )));
         }
+        // From history, a version's address is printed only if the person is unprotected both
+        // then and now: protection is judged by the person's current state (the lake's
+        // `person`), and a person missing there is treated as protected.
+        let open = quote(UNGRADED);
+        let (source, withheld_unless) = match self.as_of {
+            None => (
+                "person t".to_owned(),
+                format!("t.address_protection = {open}"),
+            ),
+            Some(_) => (
+                "person_history t LEFT JOIN person now ON now.person_id = t.person_id".to_owned(),
+                format!("t.address_protection = {open} AND now.address_protection = {open}"),
+            ),
+        };
         let columns: Vec<String> = COLUMNS
             .iter()
             .map(|c| match *c {
                 "person_id" | "given_name" | "middle_name" | "family_name" | "birth_date"
-                | "sex" => c.to_string(),
-                _ => format!(
-                    "CASE WHEN address_protection = {} THEN {c} END AS {c}",
-                    quote(UNGRADED)
-                ),
+                | "sex" => format!("t.{c} AS {c}"),
+                _ => format!("CASE WHEN {withheld_unless} THEN t.{c} END AS {c}"),
             })
             .collect();
         let (from, to) = (self.born_from, self.born_to);
         let mut filters = vec![
-            format!("municipality_number = {}", quote(&self.municipality)),
+            format!("t.municipality_number = {}", quote(&self.municipality)),
             format!(
-                "birth_date BETWEEN DATE {} AND DATE {}",
+                "t.birth_date BETWEEN DATE {} AND DATE {}",
                 quote(&from.to_string()),
                 quote(&to.to_string())
             ),
             // Prunes to the birth-year partitions.
             format!(
-                "birth_year BETWEEN {} AND {}",
+                "t.birth_year BETWEEN {} AND {}",
                 chrono::Datelike::year(&from),
                 chrono::Datelike::year(&to)
             ),
         ];
         if let Some(status) = &self.status {
-            filters.push(format!("status = {}", quote(status)));
+            filters.push(format!("t.status = {}", quote(status)));
         }
-        let table = match self.as_of {
-            None => "person",
-            Some(day) => {
-                let end = day.succ_opt().unwrap_or(day);
-                filters.push(format!(
-                    "valid_from < TIMESTAMP {}",
-                    quote(&format!("{end}T00:00:00Z"))
-                ));
-                filters.push(format!(
-                    "(valid_to IS NULL OR valid_to >= TIMESTAMP {})",
-                    quote(&format!("{end}T00:00:00Z"))
-                ));
-                "person_history"
-            }
-        };
+        if let Some(day) = self.as_of {
+            let end = quote(&format!("{}T00:00:00Z", day.succ_opt().unwrap_or(day)));
+            filters.push(format!("t.valid_from < TIMESTAMP {end}"));
+            filters.push(format!(
+                "(t.valid_to IS NULL OR t.valid_to >= TIMESTAMP {end})"
+            ));
+        }
         Ok(format!(
-            "SELECT {} FROM {table} WHERE {} ORDER BY birth_date, person_id",
+            "SELECT {} FROM {source} WHERE {} ORDER BY birth_date, person_id",
             columns.join(", "),
             filters.join(" AND ")
         ))
@@ -130,6 +135,20 @@ impl Cohort {
         tracing::debug!(%sql, "citizen list");
         Ok(ctx.sql(&sql).await?.collect().await?)
     }
+}
+
+/// Creates (or empties) a file for a citizen list that only its owner can read and write
+/// (0600): the list holds personal data. A file that was already there is narrowed to 0600
+/// before anything is written to it.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// Writes a list in a format.
@@ -238,14 +257,14 @@ mod tests {
     fn addresses_are_withheld_for_protected_persons() {
         let sql = cohort().sql().unwrap();
         assert!(
-            sql.contains("CASE WHEN address_protection = 'ugradert' THEN street_name END"),
+            sql.contains("CASE WHEN t.address_protection = 'ugradert' THEN t.street_name END"),
             "{sql}"
         );
         assert!(
             sql.contains("birth_year BETWEEN 2019 AND 2019"),
             "partition pruning: {sql}"
         );
-        assert!(sql.starts_with("SELECT person_id") && sql.contains("FROM person WHERE"));
+        assert!(sql.starts_with("SELECT t.person_id") && sql.contains("FROM person t WHERE"));
     }
 
     #[test]
@@ -259,6 +278,10 @@ mod tests {
         assert!(
             sql.contains("FROM person_history") && sql.contains("2024-06-02T00:00:00Z"),
             "{sql}"
+        );
+        assert!(
+            sql.contains("now.address_protection = 'ugradert' THEN t.street_name"),
+            "an old version's address is withheld by the person's current protection: {sql}"
         );
     }
 
@@ -284,6 +307,28 @@ mod tests {
         }
         .sql()
         .unwrap();
-        assert!(quoted.contains("status = 'bo''satt'"), "{quoted}");
+        assert!(quoted.contains("t.status = 'bo''satt'"), "{quoted}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn list_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+
+        let new = dir.path().join("new.csv");
+        create_private(&new)
+            .unwrap()
+            .write_all(b"person_id\n")
+            .unwrap();
+        assert_eq!(mode(&new), 0o600);
+
+        let old = dir.path().join("old.csv");
+        std::fs::write(&old, "an older, longer list\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        create_private(&old).unwrap().write_all(b"new\n").unwrap();
+        assert_eq!(mode(&old), 0o600, "an existing file is narrowed too");
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "new\n");
     }
 }

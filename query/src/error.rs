@@ -32,6 +32,14 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
+    /// `regsync sql` was given a statement that is not a query.
+    #[error(
+        "regsync sql is read-only: {statement} is not allowed, only queries over the lake's tables"
+    )]
+    ReadOnly {
+        /// What the statement would have done (`COPY`, `CreateExternalTable`, `Insert Into`, ..).
+        statement: String,
+    },
     /// A bad argument.
     #[error("{0}")]
     Argument(String),

@@ -106,10 +106,12 @@ pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| Table {
     partition_columns: &[],
 });
 
-/// `dead_letter`: records that could not be normalised, with the reason and the raw payload.
+/// `dead_letter`: records that could not be normalised, with the reason and what is needed to
+/// replay them (`payload`: a JSON object of identifiers and the failing element, never the
+/// record's content).
 pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
     name: "dead_letter",
-    description: "records that could not be normalised: source, cursor, reason, raw payload",
+    description: "records that could not be normalised: source, cursor, reason, and in payload the ids needed to replay them (never the record's content)",
     schema: Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("cursor", DataType::Utf8, false),
@@ -172,6 +174,9 @@ pub mod protection {
     pub const CONFIDENTIAL: &str = "fortrolig";
     /// Strictly confidential: the register withholds every address and the municipality.
     pub const STRICTLY_CONFIDENTIAL: &str = "strengt_fortrolig";
+    /// The document's protection could not be read with certainty (an unexpected shape):
+    /// withheld like strengt fortrolig, and visible as such in the lake so it can be followed up.
+    pub const UNREADABLE: &str = "ukjent";
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A local stand-in for the population register (Folkeregisteret), for development, tests and
 //! demos: the register's paths and JSON shapes, a deterministic synthetic population, a live
-//! stream of changes, and injected faults.
+//! stream of changes, a feed that forgets its oldest entries, and injected faults.
 //!
 //! The population is synthetic: identity numbers use the test scheme (month + 80) and pass the
 //! check digits; names and addresses are drawn from lists. No real person's data is used.
@@ -12,11 +12,15 @@
 //! - [`person`]: a person's state and its rendering as a register document.
 //! - [`world`]: versions, the feed, truth queries.
 //! - [`events`]: the generator of register changes.
-//! - [`server`]: the HTTP routes and fault injection.
+//! - [`options`]: answers that vary between registers (expired feed positions, extract arrays).
+//! - [`server`]: the HTTP routes and the feed's retention.
+//! - [`faults`]: transport and answer faults.
 
 pub mod events;
+pub mod faults;
 pub mod kommuner;
 pub mod names;
+pub mod options;
 pub mod person;
 pub mod population;
 pub mod server;
@@ -32,10 +36,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+pub use options::{ExpiredFeed, ExtractIds};
 pub use server::{BASE, Shared};
 pub use world::World;
 
-/// How to run the simulator.
+/// How to run the simulator. [`Config::default`] matches `regsync simulate`'s defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Base persons.
@@ -46,8 +51,31 @@ pub struct Config {
     pub events_per_sec: f64,
     /// Stop producing changes after this many feed entries.
     pub max_events: Option<u64>,
-    /// Share of requests that fail (0..1).
+    /// Share of requests that fail (0..1), for each kind of fault in [`faults`].
     pub faults: f64,
+    /// Keep only the newest this many feed entries (`None`: keep all). Older sequence numbers
+    /// are expired: the feed answers them as `expired_feed` says, event documents answer 404 and
+    /// complete extracts 406.
+    pub retain_events: Option<u64>,
+    /// What a feed request for an expired sequence number gets.
+    pub expired_feed: ExpiredFeed,
+    /// Which arrays extract batches carry.
+    pub extract_ids: ExtractIds,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            persons: 100_000,
+            seed: 1,
+            events_per_sec: 10.0,
+            max_events: None,
+            faults: 0.0,
+            retain_events: None,
+            expired_feed: ExpiredFeed::default(),
+            extract_ids: ExtractIds::default(),
+        }
+    }
 }
 
 /// Errors of the simulator.
@@ -99,7 +127,7 @@ pub async fn start(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "population ready"
     );
-    let shared = Shared::new(world, config.faults, config.seed);
+    let shared = Shared::new(world, &config);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| SimulatorError::Serve {

@@ -1,24 +1,24 @@
 //! The HTTP surface: the register's paths and JSON shapes under
-//! `/folkeregisteret/offentlig-med-hjemmel/api`, fault injection, and truth endpoints under
-//! `/simulator/v1` that the real register does not have.
+//! `/folkeregisteret/offentlig-med-hjemmel/api`, the retention of the feed, and truth endpoints
+//! under `/simulator/v1` that the real register does not have. Faults come from [`crate::faults`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::Config;
+use crate::faults::{self, Faults};
+use crate::options::{ExpiredFeed, ExtractIds};
 use crate::world::{World, document_id, parse_document_id};
 
 /// The path prefix of the "offentlig med hjemmel" rights package.
@@ -53,18 +53,22 @@ pub struct Shared {
     /// The register.
     pub world: RwLock<World>,
     jobs: Mutex<HashMap<String, Job>>,
-    faults: f64,
-    fault_rng: Mutex<SmallRng>,
+    pub(crate) faults: Faults,
+    retain_events: Option<u64>,
+    expired_feed: ExpiredFeed,
+    extract_ids: ExtractIds,
 }
 
 impl Shared {
-    /// State around a world, injecting faults at `faults` (0..1) of requests.
-    pub fn new(world: World, faults: f64, seed: u64) -> Arc<Self> {
+    /// State around a world, answering as `config` says (faults, retention, extract arrays).
+    pub fn new(world: World, config: &Config) -> Arc<Self> {
         Arc::new(Self {
             world: RwLock::new(world),
             jobs: Mutex::new(HashMap::new()),
-            faults,
-            fault_rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0xFA17)),
+            faults: Faults::new(config.faults, config.seed),
+            retain_events: config.retain_events,
+            expired_feed: config.expired_feed,
+            extract_ids: config.extract_ids,
         })
     }
 
@@ -77,7 +81,9 @@ impl Shared {
 
 type AppState = State<Arc<Shared>>;
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// The register's error body (`kode`/`melding` and the spec's `feilkode`/`feilmelding`/
+/// `httpStatus`) with `status`.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let message = message.into();
     let body = json!({ "kode": code, "melding": message, "feilkode": code, "feilmelding": message, "httpStatus": status.as_u16() });
     (status, Json(body)).into_response()
@@ -95,7 +101,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/uttrekk/komplett", get(extract_complete))
         .route("/v1/uttrekk/tilpasset", post(extract_custom))
         .route("/v1/uttrekk/{jobbid}/batch/{n}", get(extract_batch))
-        .layer(middleware::from_fn_with_state(shared.clone(), faults));
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::middleware,
+        ));
     Router::new()
         .nest(BASE, api)
         .route("/simulator/v1/kohort", get(truth_cohort))
@@ -103,73 +112,57 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Injects 429 with Retry-After, 500/503, slow responses and cut-off bodies.
-async fn faults(State(s): AppState, req: Request, next: Next) -> Response {
-    if s.faults <= 0.0 {
-        return next.run(req).await;
-    }
-    let (hit, kind) = {
-        let mut rng = s
-            .fault_rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (rng.random_bool(s.faults.min(1.0)), rng.random_range(0..5u8))
-    };
-    if !hit {
-        return next.run(req).await;
-    }
-    match kind {
-        0 => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "FREG-429", "for mange kall");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
-        1 => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "FREG-500",
-            "intern feil (simulert)",
-        ),
-        2 => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "FREG-503",
-            "utilgjengelig (simulert)",
-        ),
-        3 => {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            next.run(req).await
-        }
-        _ => {
-            let response = next.run(req).await;
-            let (parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX)
-                .await
-                .unwrap_or_default();
-            let cut = bytes.slice(..bytes.len() / 2);
-            let mut parts = parts;
-            parts.headers.remove(header::CONTENT_LENGTH);
-            Response::from_parts(parts, Body::from(cut))
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct SeqQuery {
     seq: Option<i64>,
 }
 
+/// The register's answer to a position older than it keeps: 406 with its error body.
+fn expired(what: &str, asked: i64, oldest: i64) -> Response {
+    error(
+        StatusCode::NOT_ACCEPTABLE,
+        "FREG-406",
+        format!(
+            "{what} {asked} er eldre enn oppbevaringstiden for hendelser; eldste tilgjengelige sekvensnummer er {oldest}"
+        ),
+    )
+}
+
 async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap) -> Response {
-    let Some(from) = q.seq else {
+    let Some(asked) = q.seq else {
         return error(StatusCode::BAD_REQUEST, "FREG-002", "seq mangler");
     };
-    let (mut entries, last) = {
+    if let Some(r) = s.faults.maintenance() {
+        return r;
+    }
+    let (etag, mut entries, held_back) = {
         let w = s.read();
-        let start = usize::try_from(from.max(1) - 1)
+        let from = match w.oldest_retained(s.retain_events) {
+            Some(oldest) if asked < oldest => match s.expired_feed {
+                ExpiredFeed::NotAcceptable => return expired("sekvensnummer", asked, oldest),
+                ExpiredFeed::Gone => oldest,
+            },
+            _ => asked.max(1),
+        };
+        let start = usize::try_from(from - 1)
             .unwrap_or(usize::MAX)
             .min(w.feed.len());
-        let page: Vec<Value> = w.feed[start..(start + PAGE).min(w.feed.len())]
+        let page = &w.feed[start..(start + PAGE).min(w.feed.len())];
+        let etag = format!("\"{from}-{}\"", page.len());
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
+        let seqs: Vec<i64> = page.iter().map(|e| e.seq).collect();
+        // Fault: an entry whose sequence number is allocated but that is not visible yet.
+        let held_back = s.faults.in_flight(&seqs);
+        let entries: Vec<Value> = page
             .iter()
-            .map(|e| {
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != held_back)
+            .map(|(_, e)| {
                 let id = w.population.id_of(e.person);
                 json!({
                     "sekvensnummer": e.seq,
@@ -183,31 +176,20 @@ async fn feed(State(s): AppState, Query(q): Query<SeqQuery>, headers: HeaderMap)
                 })
             })
             .collect();
-        let last = page.len();
-        (page, last)
+        (etag, entries, held_back.is_some())
     };
-    let etag = format!("\"{from}-{last}\"");
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
-        return StatusCode::NOT_MODIFIED.into_response();
-    }
     // Fault: a repeated entry, as feeds sometimes serve.
-    if s.faults > 0.0 && !entries.is_empty() {
-        let mut rng = s
-            .fault_rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if rng.random_bool(s.faults.min(1.0)) {
-            let i = rng.random_range(0..entries.len());
-            let dup = entries[i].clone();
-            entries.insert(i + 1, dup);
-        }
+    if let Some(i) = s.faults.repeat(entries.len()) {
+        let dup = entries[i].clone();
+        entries.insert(i + 1, dup);
     }
     let mut r = Json(entries).into_response();
-    r.headers_mut()
-        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+    // A page with an entry held back is not the page this tag names: a client that sent the tag
+    // back would be told nothing changed and never see the entry.
+    if !held_back {
+        r.headers_mut()
+            .insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+    }
     r
 }
 
@@ -219,7 +201,7 @@ async fn event_document(State(s): AppState, Path(id): Path<String>) -> Response 
     let w = s.read();
     let seq = i64::from_str_radix(&id, 16)
         .ok()
-        .filter(|n| *n >= 1 && *n <= w.head());
+        .filter(|n| *n >= w.oldest_retained(s.retain_events).unwrap_or(1) && *n <= w.head());
     let Some(e) = seq.and_then(|n| w.feed.get(n as usize - 1)) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -267,6 +249,9 @@ fn envelope(keys: &[String], answer: impl Fn(&str) -> Value) -> Response {
 }
 
 async fn bulk(State(s): AppState, Json(req): Json<BulkRequest>) -> Response {
+    if let Some(r) = s.faults.maintenance() {
+        return r;
+    }
     let w = s.read();
     envelope(&req.ids, |id| {
         match w.population.index_of(id).and_then(|i| w.current(i)) {
@@ -287,6 +272,9 @@ struct ArchiveRequest {
 }
 
 async fn bulk_archive(State(s): AppState, Json(req): Json<ArchiveRequest>) -> Response {
+    if let Some(r) = s.faults.maintenance() {
+        return r;
+    }
     let w = s.read();
     envelope(&req.dokumentidentifikator, |doc| {
         match parse_document_id(doc).and_then(|(p, v)| w.state(p, v)) {
@@ -321,7 +309,10 @@ async fn extract_complete(State(s): AppState, Query(q): Query<ExtractQuery>) -> 
         let head = w.head();
         let seq = match q.feedsekvensnr.as_deref().map(str::parse::<i64>) {
             None => head,
-            Some(Ok(n)) => n.min(head),
+            Some(Ok(n)) => match w.oldest_retained(s.retain_events) {
+                Some(oldest) if n < oldest => return expired("feedsekvensnr", n, oldest),
+                _ => n.min(head),
+            },
             Some(Err(_)) => {
                 return error(StatusCode::BAD_REQUEST, "FREG-002", "ugyldig feedsekvensnr");
             }
@@ -400,6 +391,9 @@ async fn extract_custom(State(s): AppState, Json(req): Json<CustomRequest>) -> R
 const JOB_READY_AFTER: Duration = Duration::from_millis(200);
 
 async fn extract_batch(State(s): AppState, Path((job, n)): Path<(String, u32)>) -> Response {
+    if let Some(r) = s.faults.maintenance() {
+        return r;
+    }
     let Some(job) = s
         .jobs
         .lock()
@@ -431,12 +425,25 @@ async fn extract_batch(State(s): AppState, Path((job, n)): Path<(String, u32)>) 
     if members.is_empty() {
         return Json(json!({})).into_response();
     }
-    let ids: Vec<String> = members.iter().map(|i| w.population.id_of(*i)).collect();
-    let docs: Vec<String> = members
-        .iter()
-        .map(|i| document_id(*i, w.version_at(*i, seq).unwrap_or(0)))
-        .collect();
-    Json(json!({ "foedselsEllerDNummer": ids, "dokumentidentifikator": docs })).into_response()
+    // Fault: a batch with the ids only, which the spec allows.
+    let arrays = if s.faults.ids_only() {
+        ExtractIds::Ids
+    } else {
+        s.extract_ids
+    };
+    let mut batch = serde_json::Map::new();
+    if arrays.ids() {
+        let ids: Vec<String> = members.iter().map(|i| w.population.id_of(*i)).collect();
+        batch.insert("foedselsEllerDNummer".into(), json!(ids));
+    }
+    if arrays.documents() {
+        let docs: Vec<String> = members
+            .iter()
+            .map(|i| document_id(*i, w.version_at(*i, seq).unwrap_or(0)))
+            .collect();
+        batch.insert("dokumentidentifikator".into(), json!(docs));
+    }
+    Json(Value::Object(batch)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -67,6 +67,16 @@ impl World {
         self.feed.last().map_or(0, |e| e.seq)
     }
 
+    /// The oldest sequence number still served when the register keeps only the newest
+    /// `retain` entries, or `None` while nothing has been deleted (no limit, or `head <= retain`).
+    /// The entries stay in memory for truth queries; the register's paths treat older ones as
+    /// deleted.
+    pub fn oldest_retained(&self, retain: Option<u64>) -> Option<i64> {
+        let keep = i64::try_from(retain?).unwrap_or(i64::MAX);
+        let head = self.head();
+        (head > keep).then(|| head - keep + 1)
+    }
+
     /// A person's state at a version (0 is the base; persons created by events start at 1).
     pub fn state(&self, person: u32, version: u32) -> Option<PersonState> {
         if version == 0 {
@@ -196,5 +206,35 @@ impl World {
         }
         out.sort();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world_with(entries: usize) -> World {
+        let mut world = World::new(20, 5);
+        let state = world.current(0).expect("a base person");
+        for _ in 0..entries {
+            world.record(0, state.clone(), "endringIVergemaal", Utc::now());
+        }
+        world
+    }
+
+    #[test]
+    fn nothing_is_deleted_without_a_limit_or_below_it() {
+        assert_eq!(world_with(0).oldest_retained(Some(10)), None);
+        assert_eq!(world_with(10).oldest_retained(Some(10)), None);
+        assert_eq!(world_with(25).oldest_retained(None), None);
+    }
+
+    #[test]
+    fn the_newest_n_entries_are_retained() {
+        let world = world_with(25);
+        assert_eq!(world.head(), 25);
+        assert_eq!(world.oldest_retained(Some(10)), Some(16));
+        assert_eq!(world.oldest_retained(Some(24)), Some(2));
+        assert_eq!(world.oldest_retained(Some(1)), Some(25));
     }
 }

@@ -63,6 +63,7 @@ async fn responses_validate_against_the_published_spec() {
         events_per_sec: 2_000.0,
         max_events: Some(1_500),
         faults: 0.0,
+        ..Config::default()
     };
     let sim = simulator::start(config, "127.0.0.1:0", stop.clone())
         .await
@@ -199,5 +200,38 @@ async fn responses_validate_against_the_published_spec() {
         &format!("{P}uttrekk.v1.response.UttrekkJobbResponse"),
         &custom,
     );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expired_position_answer_validates_against_the_error_schema() {
+    let stop = CancellationToken::new();
+    let config = Config {
+        persons: 1_000,
+        seed: 78,
+        events_per_sec: 5_000.0,
+        max_events: Some(300),
+        retain_events: Some(100),
+        ..Config::default()
+    };
+    let sim = simulator::start(config, "127.0.0.1:0", stop.clone())
+        .await
+        .unwrap();
+    while sim.shared.world.read().unwrap().head() < 300 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let base = format!("{}{BASE}", sim.url());
+    for path in [
+        "/v1/hendelser/feed?seq=1",
+        "/v1/uttrekk/komplett?feedsekvensnr=1",
+    ] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 406, "{path}");
+        let body: Value = response.json().await.unwrap();
+        validate(
+            "ske.folkeregister.exception.javaxrs.FolkeregisterFeilmelding",
+            &body,
+        );
+    }
     stop.cancel();
 }

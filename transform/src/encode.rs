@@ -143,7 +143,7 @@ pub fn events(
             micros(rows.iter().map(|e| e.occurred_at)),
             texts(rows.iter().map(|e| e.event_document_id.as_deref())),
             texts(rows.iter().map(|e| e.person_document_id.as_deref())),
-            texts(rows.iter().map(|e| Some(e.outcome))),
+            texts(rows.iter().map(|e| Some(e.outcome.as_str()))),
             micros(rows.iter().map(|_| Some(recorded_at))),
         ],
     )
@@ -161,7 +161,7 @@ pub fn dead_letters(
             texts(rows.iter().map(|d| Some(d.cursor.as_str()))),
             texts(rows.iter().map(|d| d.record_id.as_deref())),
             texts(rows.iter().map(|d| Some(d.reason.as_str()))),
-            texts(rows.iter().map(|d| Some(d.payload.as_str()))),
+            texts(rows.iter().map(|d| Some(d.replay.as_str()))),
             micros(rows.iter().map(|_| Some(recorded_at))),
         ],
     )

@@ -49,6 +49,16 @@ pub enum TransformError {
 }
 
 impl TransformError {
+    /// The register element the error is about, for a dead letter.
+    pub fn element(&self) -> Option<&'static str> {
+        match self {
+            Self::Malformed { what, .. } => Some(what),
+            Self::InvalidIdentifier { .. } => Some("identifikasjonsnummer"),
+            Self::MissingField { field, .. } => Some(field),
+            Self::Encode { .. } => None,
+        }
+    }
+
     /// How a caller should treat this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

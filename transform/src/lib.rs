@@ -20,4 +20,4 @@ pub mod messages;
 pub mod model;
 
 pub use error::{ErrorKind, TransformError};
-pub use model::{DeadLetter, EventRow, Person, PersonVersion};
+pub use model::{DeadLetter, EventRow, Outcome, Person, PersonVersion};

@@ -1,9 +1,12 @@
 //! Kafka messages: lake rows to JSON values with the lake's column names, minimised for many
 //! subscribers, with CloudEvents headers (Kafka binding, binary mode).
 //!
-//! A protected address never goes into a message: for a person whose protection is not
-//! `ugradert` every address field is null, and for strengt fortrolig the municipality too. The
-//! protection level itself is confidential and only included when asked for.
+//! Nothing in a message may tell a subscriber without confidential access that a person is
+//! protected: by default person messages carry no address fields and no protection level, and a
+//! change of protection is published as a generic re-read event. Subscribers cleared for
+//! confidential fields (`include_confidential`) get addresses of unprotected persons, the
+//! municipality of fortrolig ones, and the level; a protected address never goes into any
+//! message.
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
@@ -79,8 +82,27 @@ fn headers(
     h
 }
 
+/// The event type that says a person's address protection changed. Published as it is only
+/// to subscribers cleared for confidential fields; to the others it is [`REREAD_EVENT`].
+pub const PROTECTION_EVENT: &str = "endringIAdressebeskyttelse";
+
+/// The register's own generic "re-read the person" event type.
+pub const REREAD_EVENT: &str = "personErOppdatert";
+
 /// Withholds what may not go to many subscribers.
+///
+/// Without confidential access a message carries no address field and no municipality for
+/// anyone, so the pattern of nulls cannot tell a protected person from another; nor the
+/// protection level. With it, addresses are present for `ugradert` persons, the municipality
+/// also for fortrolig and klientadresse, and the level itself.
 pub fn minimise_person(row: &mut Map<String, Value>, include_confidential: bool) {
+    if !include_confidential {
+        for column in ADDRESS_COLUMNS {
+            row.remove(*column);
+        }
+        row.remove("address_protection");
+        return;
+    }
     let level = row
         .get("address_protection")
         .and_then(Value::as_str)
@@ -93,8 +115,16 @@ pub fn minimise_person(row: &mut Map<String, Value>, include_confidential: bool)
             }
         }
     }
-    if !include_confidential {
-        row.insert("address_protection".to_owned(), Value::Null);
+}
+
+/// Withholds from an event what may not go to many subscribers: without confidential access,
+/// a change of address protection is published as the generic [`REREAD_EVENT`], so the event
+/// stream does not say who became protected.
+pub fn minimise_event(row: &mut Map<String, Value>, include_confidential: bool) {
+    if !include_confidential
+        && row.get("event_type").and_then(Value::as_str) == Some(PROTECTION_EVENT)
+    {
+        row.insert("event_type".to_owned(), Value::from(REREAD_EVENT));
     }
 }
 
@@ -141,9 +171,42 @@ pub fn person_messages(
 }
 
 /// `person_event` rows to event-topic messages.
-pub fn event_messages(topic: &Topic, batch: &RecordBatch) -> Result<Vec<Message>, TransformError> {
+pub fn event_messages(
+    topic: &Topic,
+    batch: &RecordBatch,
+    include_confidential: bool,
+) -> Result<Vec<Message>, TransformError> {
     to_messages(topic, batch, "sequence", "occurred_at", |row| {
         row.remove("recorded_at");
+        minimise_event(row, include_confidential);
         false
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_protection_change_is_not_named_to_subscribers_without_confidential_access() {
+        let mut row: Map<String, Value> =
+            serde_json::from_str(r#"{"event_type": "endringIAdressebeskyttelse"}"#).unwrap();
+        minimise_event(&mut row, true);
+        assert_eq!(row["event_type"], PROTECTION_EVENT);
+        minimise_event(&mut row, false);
+        assert_eq!(row["event_type"], REREAD_EVENT);
+    }
+
+    #[test]
+    fn person_messages_hold_no_address_field_for_anyone_without_confidential_access() {
+        for level in ["ugradert", "fortrolig", "strengt_fortrolig"] {
+            let mut row: Map<String, Value> = serde_json::from_value(serde_json::json!({
+                "person_id": "1", "municipality_number": "5035", "street_name": "Vegen",
+                "address_protection": level
+            }))
+            .unwrap();
+            minimise_person(&mut row, false);
+            assert_eq!(row.keys().collect::<Vec<_>>(), vec!["person_id"], "{level}");
+        }
+    }
 }

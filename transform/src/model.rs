@@ -104,11 +104,31 @@ pub struct EventRow {
     pub event_document_id: Option<String>,
     /// `persondokument`.
     pub person_document_id: Option<String>,
-    /// `applied` or `dead_lettered`.
-    pub outcome: &'static str,
+    /// What became of it.
+    pub outcome: Outcome,
 }
 
-/// A record that could not be normalised.
+/// What became of a feed entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its document was normalised and written.
+    Applied,
+    /// It went to `dead_letter` with the reason.
+    DeadLettered,
+}
+
+impl Outcome {
+    /// As written in `person_event.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// A record that could not be normalised. It never holds the record's content (a document may
+/// hold a protected address): only what an operator needs to replay it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     /// Which source it came from (`freg.feed`, `freg.seed`).
@@ -119,6 +139,7 @@ pub struct DeadLetter {
     pub record_id: Option<String>,
     /// Why it was rejected.
     pub reason: String,
-    /// The raw payload.
-    pub payload: String,
+    /// What is needed to replay the record, as a JSON object: its identifiers (sequence number,
+    /// person id, document id) and the failing element (written to the `payload` column).
+    pub replay: String,
 }

@@ -1,13 +1,21 @@
 //! Planning a batch: feed entries and the documents fetched for them, to the rows of each
 //! table. Pure: the worker does the fetching and the writing.
+//!
+//! Two rules hold for every plan, whatever the batch holds:
+//! - every sequence number after the table's position gets exactly one `person_event` row
+//!   (`applied` or `dead_lettered`);
+//! - a person whose last state in the batch withholds the address (strengt fortrolig, or a
+//!   protection that could not be read) gets no address in any version the batch inserts, and
+//!   every earlier version is scrubbed ([`Planned::scrubs`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 
-use super::feed::{FeedEntry, Lookup};
+use super::feed::{BadEntry, FeedEntry, Item, Lookup};
 use super::{document, versions};
-use crate::model::{DeadLetter, EventRow, Person, PersonVersion};
+use crate::model::{Address, DeadLetter, EventRow, Outcome, Person, PersonVersion};
 
 /// The rows a batch produces.
 #[derive(Debug, Default)]
@@ -18,7 +26,7 @@ pub struct Planned {
     pub inserts: Vec<PersonVersion>,
     /// Per person in the batch, the first new version: the open version before it ends there.
     pub closes: Vec<PersonVersion>,
-    /// Like `closes`, for persons now strengt fortrolig: every earlier address is withheld too.
+    /// Like `closes`, for persons now withheld: every earlier address is withheld too.
     pub scrubs: Vec<PersonVersion>,
     /// `person_event` rows.
     pub events: Vec<EventRow>,
@@ -35,7 +43,7 @@ pub fn document_key(entry: &FeedEntry) -> String {
         .unwrap_or_else(|| entry.hendelse.folkeregisteridentifikator.clone())
 }
 
-fn event_row(entry: &FeedEntry, outcome: &'static str) -> EventRow {
+fn event_row(entry: &FeedEntry, outcome: Outcome) -> EventRow {
     let e = &entry.hendelse;
     EventRow {
         sequence: entry.sekvensnummer,
@@ -48,65 +56,131 @@ fn event_row(entry: &FeedEntry, outcome: &'static str) -> EventRow {
     }
 }
 
-/// Plans the rows for feed entries after `after` (entries at or before it are skipped: that table
-/// has them). Entries at or before `seed_sequence` are already in the seeded state: they are
-/// recorded as events only. `docs` maps [`document_key`] to the lookup answer.
+/// What an operator needs to replay a record, as a JSON object: identifiers and the failing
+/// element, never the content of a document (which may hold a protected address).
+pub fn replay(fields: &[(&str, Option<&str>)]) -> String {
+    let object: Map<String, Value> = fields
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), Value::from(v))))
+        .collect();
+    Value::Object(object).to_string()
+}
+
+/// At most 300 characters of a register's error text.
+fn brief(v: Option<&Value>) -> String {
+    v.map_or_else(
+        || "no answer".to_owned(),
+        |v| v.to_string().chars().take(300).collect(),
+    )
+}
+
+fn bad_entry_letter(bad: &BadEntry) -> DeadLetter {
+    let sequence = bad.sequence.map(|s| s.to_string());
+    DeadLetter {
+        source: "freg.feed".into(),
+        cursor: bad
+            .sequence
+            .map_or_else(|| bad.place.clone(), |s| format!("sequence={s}")),
+        record_id: bad.person_id.clone(),
+        reason: bad.reason.clone(),
+        replay: replay(&[
+            ("sekvensnummer", sequence.as_deref()),
+            ("place", Some(&bad.place)),
+            ("folkeregisteridentifikator", bad.person_id.as_deref()),
+            ("hendelsetype", bad.event_type.as_deref()),
+            ("hendelsesdokument", bad.event_document_id.as_deref()),
+            ("persondokument", bad.person_document_id.as_deref()),
+        ]),
+    }
+}
+
+/// Plans the rows for the feed positions after `after` (positions at or before it are
+/// skipped: that table has them). `unplaced` are entries without a usable sequence number,
+/// dead-lettered by a table whose position is before the page they came in. `docs` maps
+/// [`document_key`] to the lookup answer.
 pub fn plan(
-    entries: &[FeedEntry],
+    items: &[Item],
+    unplaced: &[BadEntry],
     docs: &HashMap<String, Lookup>,
     after: i64,
-    seed_sequence: i64,
     now: DateTime<Utc>,
 ) -> Planned {
     let mut out = Planned::default();
     let mut new_versions = Vec::new();
-    for entry in entries.iter().filter(|e| e.sekvensnummer > after) {
-        if entry.sekvensnummer <= seed_sequence {
-            out.events.push(event_row(entry, "in_extract"));
-            continue;
-        }
+    out.dead_letters.extend(
+        unplaced
+            .iter()
+            .filter(|b| b.page > after)
+            .map(bad_entry_letter),
+    );
+    for item in items.iter().filter(|i| i.sequence() > after) {
+        let entry = match item {
+            Item::Entry(entry) => entry,
+            Item::Bad(bad) => {
+                out.events.push(EventRow {
+                    sequence: item.sequence(),
+                    event_type: bad.event_type.clone().unwrap_or_default(),
+                    person_id: bad.person_id.clone().unwrap_or_default(),
+                    occurred_at: None,
+                    event_document_id: bad.event_document_id.clone(),
+                    person_document_id: bad.person_document_id.clone(),
+                    outcome: Outcome::DeadLettered,
+                });
+                out.dead_letters.push(bad_entry_letter(bad));
+                continue;
+            }
+        };
         let key = document_key(entry);
-        let reject = |reason: String, payload: String| DeadLetter {
+        let e = &entry.hendelse;
+        let sequence = entry.sekvensnummer.to_string();
+        let reject = |reason: String, element: Option<&str>| DeadLetter {
             source: "freg.feed".into(),
             cursor: format!("sequence={}", entry.sekvensnummer),
-            record_id: Some(entry.hendelse.folkeregisteridentifikator.clone()),
+            record_id: Some(e.folkeregisteridentifikator.clone()),
             reason,
-            payload,
+            replay: replay(&[
+                ("sekvensnummer", Some(&sequence)),
+                (
+                    "folkeregisteridentifikator",
+                    Some(&e.folkeregisteridentifikator),
+                ),
+                ("hendelsetype", Some(&e.hendelsetype)),
+                ("hendelsesdokument", e.hendelsesdokument.as_deref()),
+                ("persondokument", e.persondokument.as_deref()),
+                ("element", element),
+            ]),
         };
         let lookup = docs.get(&key);
         let result = match lookup.and_then(|l| l.folkeregisterperson.as_ref()) {
-            Some(raw) => document::normalise_bytes(
-                raw.get().as_bytes(),
-                Some(&entry.hendelse.folkeregisteridentifikator),
-            )
-            .map_err(|e| reject(e.to_string(), raw.get().to_owned())),
+            Some(raw) => {
+                document::normalise_bytes(raw.get().as_bytes(), Some(&e.folkeregisteridentifikator))
+                    .map_err(|err| reject(err.to_string(), err.element()))
+            }
             None => Err(reject(
                 format!(
                     "the register returned no document for {key}: {}",
-                    lookup
-                        .and_then(|l| l.feilmelding.as_ref())
-                        .map_or("no answer".into(), ToString::to_string)
+                    brief(lookup.and_then(|l| l.feilmelding.as_ref()))
                 ),
-                serde_json::to_string(&entry).unwrap_or_default(),
+                None,
             )),
         };
         match result {
             Ok(person) => {
-                out.events.push(event_row(entry, "applied"));
+                out.events.push(event_row(entry, Outcome::Applied));
                 new_versions.push(PersonVersion {
                     person,
                     sequence: entry.sekvensnummer,
-                    valid_from: entry.hendelse.ajourholdstidspunkt.unwrap_or(now),
+                    valid_from: e.ajourholdstidspunkt.unwrap_or(now),
                     valid_to: None,
                 });
             }
             Err(dead) => {
-                out.events.push(event_row(entry, "dead_lettered"));
+                out.events.push(event_row(entry, Outcome::DeadLettered));
                 out.dead_letters.push(dead);
             }
         }
     }
-    let chained = versions::chain(new_versions);
+    let mut chained = versions::chain(new_versions);
     let mut first: HashMap<&str, &PersonVersion> = HashMap::new();
     let mut last: HashMap<&str, &PersonVersion> = HashMap::new();
     for v in &chained {
@@ -115,6 +189,7 @@ pub fn plan(
     }
     let mut people: Vec<&str> = last.keys().copied().collect();
     people.sort_unstable();
+    let mut withheld: HashSet<String> = HashSet::new();
     for id in people {
         let (f, l) = (first[id], last[id]);
         out.persons.push((l.person.clone(), l.sequence));
@@ -122,10 +197,19 @@ pub fn plan(
         ends.person.birth_year = l.person.birth_year;
         ends.valid_to = Some(f.valid_from);
         if document::withholds_address(&l.person.address_protection) {
+            withheld.insert(id.to_owned());
+            ends.person.address = Address::default();
             out.scrubs.push(ends);
         } else {
             out.closes.push(ends);
         }
+    }
+    // A person withheld now keeps no address in the versions this batch inserts either.
+    for v in chained
+        .iter_mut()
+        .filter(|v| withheld.contains(&v.person.person_id))
+    {
+        v.person.address = Address::default();
     }
     out.inserts = chained;
     out
@@ -136,7 +220,7 @@ pub fn plan(
 pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planned {
     let mut out = Planned::default();
     for lookup in lookups {
-        let reject = |reason: String, payload: String| DeadLetter {
+        let reject = |reason: String, element: Option<&str>| DeadLetter {
             source: "freg.seed".into(),
             cursor: cursor.to_owned(),
             record_id: lookup
@@ -144,27 +228,31 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
                 .clone()
                 .or_else(|| lookup.dokumentidentifikator.clone()),
             reason,
-            payload,
+            replay: replay(&[
+                ("foedselsEllerDNummer", lookup.id.as_deref()),
+                (
+                    "dokumentidentifikator",
+                    lookup.dokumentidentifikator.as_deref(),
+                ),
+                ("element", element),
+            ]),
         };
         let Some(raw) = lookup.folkeregisterperson.as_ref() else {
             out.dead_letters.push(reject(
                 format!(
                     "the register returned no document: {}",
-                    lookup
-                        .feilmelding
-                        .as_ref()
-                        .map_or("no answer".into(), ToString::to_string)
+                    brief(lookup.feilmelding.as_ref())
                 ),
-                serde_json::to_string(lookup).unwrap_or_default(),
+                None,
             ));
             continue;
         };
-        let parsed = serde_json::from_str::<serde_json::Value>(raw.get())
-            .map_err(|e| e.to_string())
+        let parsed = serde_json::from_str::<Value>(raw.get())
+            .map_err(|e| (e.to_string(), Some("folkeregisterperson")))
             .and_then(|doc| {
                 document::normalise(&doc, lookup.id.as_deref())
                     .map(|p| (p, doc))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (e.to_string(), e.element()))
             });
         match parsed {
             Ok((person, doc)) => {
@@ -172,8 +260,175 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
                     .extend(versions::from_document(&person, &doc, seed_sequence));
                 out.persons.push((person, seed_sequence));
             }
-            Err(reason) => out.dead_letters.push(reject(reason, raw.get().to_owned())),
+            Err((reason, element)) => out.dead_letters.push(reject(reason, element)),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::freg::feed::{Event, FeedEntry};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    const ID: &str = "11888500016";
+
+    fn entry(seq: i64) -> Item {
+        Item::Entry(FeedEntry {
+            sekvensnummer: seq,
+            hendelse: Event {
+                folkeregisteridentifikator: ID.into(),
+                hendelsetype: "endringIBostedsadresse".into(),
+                hendelsesdokument: None,
+                persondokument: Some(format!("d{seq}")),
+                ajourholdstidspunkt: Some(
+                    Utc.with_ymd_and_hms(2026, 1, seq as u32, 0, 0, 0).unwrap(),
+                ),
+            },
+        })
+    }
+
+    fn lookup(seq: i64, street: &str, grading: &str) -> (String, Lookup) {
+        let doc = json!({
+            "identifikasjonsnummer": [{"foedselsEllerDNummer": ID, "erGjeldende": true}],
+            "bostedsadresse": [{"vegadresse": {"adressenavn": street, "kommunenummer": "5035"}, "erGjeldende": true}],
+            "adressebeskyttelse": [{"graderingsnivaa": grading, "erGjeldende": true}]
+        });
+        let key = format!("d{seq}");
+        let raw = serde_json::value::RawValue::from_string(doc.to_string()).unwrap();
+        (
+            key.clone(),
+            Lookup {
+                id: Some(ID.into()),
+                dokumentidentifikator: Some(key),
+                folkeregisterperson: Some(raw),
+                feilmelding: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_move_and_strengt_fortrolig_in_one_batch_leave_no_address_in_any_version() {
+        let docs: HashMap<String, Lookup> = [
+            lookup(1, "Forrigevegen", "ugradert"),
+            lookup(2, "Nyvegen", "ugradert"),
+            lookup(3, "Nyvegen", "strengtFortrolig"),
+        ]
+        .into_iter()
+        .collect();
+        let items = [entry(1), entry(2), entry(3)];
+        let planned = plan(&items, &[], &docs, 0, Utc::now());
+        assert_eq!(planned.inserts.len(), 3);
+        for v in &planned.inserts {
+            assert_eq!(
+                v.person.address,
+                Address::default(),
+                "version {}",
+                v.sequence
+            );
+        }
+        assert_eq!(
+            planned.scrubs.len(),
+            1,
+            "the versions already in the lake are scrubbed"
+        );
+        assert!(planned.closes.is_empty());
+        // Protected first, then lifted within the batch: only what is known now is kept.
+        let docs: HashMap<String, Lookup> = [
+            lookup(1, "Forrigevegen", "strengtFortrolig"),
+            lookup(2, "Nyvegen", "ugradert"),
+        ]
+        .into_iter()
+        .collect();
+        let planned = plan(&items[..2], &[], &docs, 0, Utc::now());
+        assert_eq!(planned.inserts[0].person.address, Address::default());
+        assert_eq!(
+            planned.inserts[1].person.address.street_name.as_deref(),
+            Some("Nyvegen")
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_never_holds_the_document_of_a_protected_person() {
+        // A strengt fortrolig person's document that cannot be normalised (a bad check digit).
+        let doc = json!({
+            "identifikasjonsnummer": [{"foedselsEllerDNummer": "11888500017", "erGjeldende": true}],
+            "bostedsadresse": [{"vegadresse": {"adressenavn": "Skjultvegen", "kommunenummer": "5035"}, "erGjeldende": true}],
+            "adressebeskyttelse": [{"graderingsnivaa": "strengtFortrolig", "erGjeldende": true}]
+        });
+        let raw = serde_json::value::RawValue::from_string(doc.to_string()).unwrap();
+        let lookup = Lookup {
+            id: Some("11888500017".into()),
+            dokumentidentifikator: Some("d1".into()),
+            folkeregisterperson: Some(raw),
+            feilmelding: None,
+        };
+        let docs: HashMap<String, Lookup> =
+            [("d1".to_owned(), lookup.clone())].into_iter().collect();
+        let from_feed = plan(&[entry(1)], &[], &docs, 0, Utc::now());
+        let from_seed = plan_seed(&[lookup], 7, "extract=j batches=0..1");
+        for dead in from_feed.dead_letters.iter().chain(&from_seed.dead_letters) {
+            let all = format!("{dead:?}");
+            assert!(
+                !all.contains("Skjultvegen") && !all.contains("5035"),
+                "{all}"
+            );
+            let replay: Value = serde_json::from_str(&dead.replay).unwrap();
+            assert_eq!(replay["element"], "identifikasjonsnummer", "{replay}");
+        }
+        assert_eq!(
+            from_feed.dead_letters.len() + from_seed.dead_letters.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_bad_entry_holds_its_place_in_person_event() {
+        let bad = BadEntry {
+            sequence: Some(2),
+            person_id: Some(ID.into()),
+            page: 1,
+            place: "seq=1 entry=1".into(),
+            reason: "feed entry without hendelsetype".into(),
+            ..BadEntry::default()
+        };
+        let unplaced = BadEntry {
+            page: 1,
+            place: "seq=1 entry=2".into(),
+            reason: "feed entry without sekvensnummer (a whole number)".into(),
+            ..BadEntry::default()
+        };
+        let docs: HashMap<String, Lookup> = [lookup(1, "Vegen", "ugradert")].into_iter().collect();
+        let items = [entry(1), Item::Bad(bad)];
+        let planned = plan(
+            &items,
+            std::slice::from_ref(&unplaced),
+            &docs,
+            0,
+            Utc::now(),
+        );
+        let outcomes: Vec<(i64, Outcome)> = planned
+            .events
+            .iter()
+            .map(|e| (e.sequence, e.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![(1, Outcome::Applied), (2, Outcome::DeadLettered)]
+        );
+        assert_eq!(planned.dead_letters.len(), 2);
+        assert_eq!(planned.dead_letters[1].cursor, "sequence=2");
+        assert_eq!(planned.dead_letters[0].cursor, "seq=1 entry=2");
+        // A table already past the page records neither again.
+        let later = plan(
+            &items,
+            std::slice::from_ref(&unplaced),
+            &docs,
+            2,
+            Utc::now(),
+        );
+        assert!(later.events.is_empty() && later.dead_letters.is_empty());
+    }
 }

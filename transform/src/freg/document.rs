@@ -81,6 +81,11 @@ pub(crate) fn residence(entry: &Value) -> Address {
             .or_else(|| text(a, "poststedsnavn"));
         (code, place)
     };
+    if let Some(graded) = entry.get("adressegradering").filter(|g| !g.is_null())
+        && withholds_address(&grading(Some(graded)))
+    {
+        return Address::default();
+    }
     let mut out = Address {
         moved_in_date: date(entry, "flyttedato"),
         ..Address::default()
@@ -156,10 +161,7 @@ pub fn normalise(doc: &Value, requested: Option<&str>) -> Result<Person, Transfo
         })
         .unwrap_or(0);
     let name = current(doc, "navn");
-    let protection = current(doc, "adressebeskyttelse")
-        .and_then(|p| text(p, "graderingsnivaa"))
-        .map(|g| protection_level(&g))
-        .unwrap_or_else(|| protection::UNGRADED.to_owned());
+    let protection = protection(doc);
     let address = if withholds_address(&protection) {
         Address::default()
     } else {
@@ -202,6 +204,73 @@ pub fn normalise(doc: &Value, requested: Option<&str>) -> Result<Person, Transfo
     })
 }
 
+/// How strict a protection level is; unknown values rank with the strictest.
+fn rank(level: &str) -> u8 {
+    match level {
+        protection::UNGRADED => 0,
+        protection::CLIENT_ADDRESS => 1,
+        protection::CONFIDENTIAL => 2,
+        protection::STRICTLY_CONFIDENTIAL => 3,
+        _ => 4,
+    }
+}
+
+/// The stricter of two levels (the first of two unknown ones).
+fn stricter(a: String, b: String) -> String {
+    if rank(&b) > rank(&a) { b } else { a }
+}
+
+/// A grading field's level: a string is folded, anything else cannot be read.
+fn grading(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => protection_level(s),
+        _ => protection::UNREADABLE.to_owned(),
+    }
+}
+
+/// The person's address protection, failing closed: an element absent (or an empty list) is
+/// `ugradert`; any shape that cannot be read with certainty (not a list or object, a version
+/// that is not an object, `erGjeldende` that is not a boolean, no current version, a
+/// `graderingsnivaa` that is not a string) is [`protection::UNREADABLE`], which withholds like
+/// strengt fortrolig. Several current versions give the strictest. The current residence's own
+/// `adressegradering`, where present, counts too.
+pub fn protection(doc: &Value) -> String {
+    let element = match doc.get("adressebeskyttelse") {
+        None => protection::UNGRADED.to_owned(),
+        Some(Value::Array(items)) if items.is_empty() => protection::UNGRADED.to_owned(),
+        Some(Value::Array(items)) if !items.iter().all(Value::is_object) => {
+            protection::UNREADABLE.to_owned()
+        }
+        Some(Value::Array(_) | Value::Object(_)) => {
+            let all = versions(doc, "adressebeskyttelse");
+            let flags: Vec<Option<&Value>> = all.iter().map(|v| v.get("erGjeldende")).collect();
+            if flags.iter().any(|f| f.is_some_and(|f| !f.is_boolean())) {
+                protection::UNREADABLE.to_owned()
+            } else {
+                let marked: Vec<&&Value> = all
+                    .iter()
+                    .filter(|v| v.get("erGjeldende") == Some(&Value::Bool(true)))
+                    .collect();
+                let unmarked: Vec<&&Value> = all
+                    .iter()
+                    .filter(|v| v.get("erGjeldende").is_none())
+                    .collect();
+                let currents = if marked.is_empty() { unmarked } else { marked };
+                currents
+                    .iter()
+                    .map(|v| grading(v.get("graderingsnivaa")))
+                    .reduce(stricter)
+                    .unwrap_or_else(|| protection::UNREADABLE.to_owned())
+            }
+        }
+        Some(_) => protection::UNREADABLE.to_owned(),
+    };
+    match current(doc, "bostedsadresse").and_then(|r| r.get("adressegradering")) {
+        None | Some(Value::Null) => element,
+        graded => stricter(element, grading(graded)),
+    }
+}
+
 /// Whether a protection level withholds every address and the municipality. Unknown levels are
 /// treated as the strictest: an address is never kept on a guess.
 pub fn withholds_address(level: &str) -> bool {
@@ -232,6 +301,74 @@ mod tests {
         assert_eq!(protection_level("hemmelig"), "hemmelig");
         assert!(withholds_address("hemmelig"));
         assert!(!withholds_address("fortrolig"));
+    }
+
+    fn with_protection(p: Option<Value>) -> Value {
+        let mut doc = serde_json::json!({
+            "identifikasjonsnummer": [{"foedselsEllerDNummer": "11888500016", "erGjeldende": true}],
+            "bostedsadresse": [{"vegadresse": {"adressenavn": "Hemmeligvegen", "kommunenummer": "5035"}, "erGjeldende": true}]
+        });
+        if let Some(p) = p {
+            doc["adressebeskyttelse"] = p;
+        }
+        doc
+    }
+
+    #[test]
+    fn unexpected_protection_shapes_fail_closed() {
+        use serde_json::json;
+        let odd = [
+            json!([{"graderingsnivaa": "ugradert", "erGjeldende": null}]),
+            json!([{"graderingsnivaa": "ugradert", "erGjeldende": "true"}]),
+            json!([{"graderingsnivaa": 0, "erGjeldende": true}]),
+            json!([{"graderingsnivaa": null, "erGjeldende": true}]),
+            json!([{"erGjeldende": true}]),
+            json!("ugradert"),
+            json!(0),
+            json!(null),
+            json!([{"graderingsnivaa": "ugradert", "erGjeldende": false}]),
+            json!(["ugradert"]),
+        ];
+        for p in odd {
+            let person = normalise(&with_protection(Some(p.clone())), None).unwrap();
+            assert_eq!(person.address_protection, "ukjent", "{p}");
+            assert!(withholds_address(&person.address_protection), "{p}");
+            assert_eq!(person.address, Address::default(), "{p}: address withheld");
+        }
+        // Readable shapes keep their level; several current versions give the strictest.
+        for (p, level) in [
+            (None, "ugradert"),
+            (Some(json!([])), "ugradert"),
+            (Some(json!({"graderingsnivaa": "fortrolig"})), "fortrolig"),
+            (
+                Some(
+                    json!([{"graderingsnivaa": "ugradert", "erGjeldende": false},
+                    {"graderingsnivaa": "STRENGT_FORTROLIG", "erGjeldende": true}]),
+                ),
+                "strengt_fortrolig",
+            ),
+            (
+                Some(
+                    json!([{"graderingsnivaa": "fortrolig", "erGjeldende": true},
+                    {"graderingsnivaa": "strengtFortrolig", "erGjeldende": true}]),
+                ),
+                "strengt_fortrolig",
+            ),
+        ] {
+            let person = normalise(&with_protection(p.clone()), None).unwrap();
+            assert_eq!(person.address_protection, level, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_residence_graded_strictly_is_withheld_whatever_the_element_says() {
+        let mut doc = with_protection(None);
+        doc["bostedsadresse"][0]["adressegradering"] = Value::from("strengtFortrolig");
+        let person = normalise(&doc, None).unwrap();
+        assert_eq!(person.address_protection, "strengt_fortrolig");
+        assert_eq!(person.address, Address::default());
+        doc["bostedsadresse"][0]["adressegradering"] = Value::from(7);
+        assert_eq!(normalise(&doc, None).unwrap().address_protection, "ukjent");
     }
 
     #[test]

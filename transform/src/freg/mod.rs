@@ -12,4 +12,4 @@ pub mod feed;
 pub mod versions;
 
 pub use document::normalise;
-pub use feed::{FeedEntry, Lookup};
+pub use feed::{BadEntry, FeedEntry, Item, Lookup, Page, Reading};

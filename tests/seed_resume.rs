@@ -1,0 +1,126 @@
+//! A seed that stopped with its tables at different extract batches resumes each table from
+//! its own position, whatever `seed_batch_persons` is now: no person is appended twice.
+
+use chrono::Utc;
+use deltalake::datafusion::prelude::SessionContext;
+use ingest::apply::{PersonWrite, commit};
+use ingest::client::{ExtractBatch, FregClient};
+use ingest::lake::{Lake, lake_url};
+use ingest::{Pipeline, RunOptions};
+use schemas::cursor::{FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
+use schemas::tables::PERSON;
+use tokio_util::sync::CancellationToken;
+use transform::freg::batch::plan_seed;
+
+fn pipeline(url: &str, seed_batch_persons: usize) -> Pipeline {
+    Pipeline::parse(
+        &format!(
+            r#"name = "resume"
+[source]
+register = "freg"
+base_url = "{url}"
+rights_package_path = "/folkeregisteret/offentlig-med-hjemmel/api"
+[lake]
+url = "memory://"
+[worker]
+batch_events = 500
+seed_batch_persons = {seed_batch_persons}
+fetch_concurrency = 2
+poll_interval = "100ms"
+"#
+        ),
+        |_| None,
+    )
+    .unwrap()
+}
+
+async fn count(lake: &std::path::Path, sql: &str) -> i64 {
+    let ctx = SessionContext::new();
+    for table in ["person", "person_history"] {
+        let url = url::Url::from_directory_path(lake.join(table)).unwrap();
+        let delta = deltalake::open_table(url).await.unwrap();
+        ctx.register_table(table, delta.table_provider().await.unwrap())
+            .unwrap();
+    }
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batches[0].column(0))
+        .value(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_resumed_with_another_batch_size_appends_no_person_twice() {
+    let stop = CancellationToken::new();
+    let sim = simulator::start(
+        simulator::Config {
+            persons: 3000,
+            seed: 17,
+            events_per_sec: 0.0,
+            ..simulator::Config::default()
+        },
+        "127.0.0.1:0",
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+
+    // A first seed with 1000 persons per commit stopped after `person` took batches 0 and 1
+    // and before `person_history` and `dead_letter` did.
+    let first = pipeline(&sim.url(), 1000);
+    let client = FregClient::new(&first.source).unwrap();
+    let mut lake = Lake::open(&lake_url(lake_dir.to_str().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let head = client.head().await.unwrap();
+    let job = client.extract(head).await.unwrap();
+    let mut lookups = Vec::new();
+    for n in 0..2 {
+        let Some(ExtractBatch::Documents(docs)) = client.extract_batch(&job, n).await.unwrap()
+        else {
+            panic!("batch {n} names its documents");
+        };
+        lookups.extend(client.archive(&docs).await.unwrap());
+    }
+    let planned = plan_seed(&lookups, head, "first seed");
+    commit(
+        &mut lake,
+        &planned,
+        &[&*PERSON],
+        &[(FREG_SEED_BATCHES, 2), (FREG_SEED_SEQUENCE, head)],
+        PersonWrite::Append,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    drop(lake);
+
+    // The restart commits 3000 persons at a time.
+    let options = RunOptions {
+        lake: Some(lake_dir.to_str().unwrap().to_owned()),
+        until_caught_up: true,
+        kafka: None,
+    };
+    ingest::run(
+        pipeline(&sim.url(), 3000),
+        options,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    stop.cancel();
+
+    assert_eq!(count(&lake_dir, "SELECT count(*) FROM person").await, 3000);
+    assert_eq!(
+        count(&lake_dir, "SELECT count(DISTINCT person_id) FROM person").await,
+        3000
+    );
+    assert_eq!(
+        count(
+            &lake_dir,
+            "SELECT count(*) FROM person_history WHERE valid_to IS NULL"
+        )
+        .await,
+        3000
+    );
+}
