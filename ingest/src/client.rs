@@ -90,7 +90,14 @@ struct ExtractBody {
 /// error or is not a batch at all. Where a batch carries both keys, the one that names every
 /// person is used.
 pub fn parse_extract_batch(body: &[u8]) -> Result<Option<ExtractBatch>, String> {
-    let b: ExtractBody = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    // Only `{}` ends the extract: a batch that names its keys but no person is not an end.
+    let raw: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let b: ExtractBody =
+        serde_json::from_value(serde_json::Value::Object(raw)).map_err(|e| e.to_string())?;
     if let Some(error) = b.feilmelding.filter(|e| !e.is_null()) {
         let shown: String = error.to_string().chars().take(300).collect();
         return Err(format!(
@@ -105,12 +112,9 @@ pub fn parse_extract_batch(body: &[u8]) -> Result<Option<ExtractBatch>, String> 
     if !ids.is_empty() {
         return Ok(Some(ExtractBatch::Persons(ids)));
     }
-    if b.other.is_empty() {
-        return Ok(None);
-    }
     let keys: Vec<&String> = b.other.keys().take(5).collect();
     Err(format!(
-        "not an extract batch (no foedselsEllerDNummer or dokumentidentifikator; keys {keys:?})"
+        "not an extract batch: it names no person (no foedselsEllerDNummer or dokumentidentifikator; other keys {keys:?}); only {{}} ends an extract"
     ))
 }
 
@@ -493,5 +497,13 @@ mod tests {
             "{maintenance}"
         );
         assert!(parse_extract_batch(b"[1]").is_err());
+        // A batch that names no person in the middle of an extract is not its end.
+        for empty in [
+            &br#"{"foedselsEllerDNummer": []}"#[..],
+            br#"{"foedselsEllerDNummer": null}"#,
+            br#"{"feilmelding": null}"#,
+        ] {
+            assert!(parse_extract_batch(empty).is_err(), "{empty:?}");
+        }
     }
 }

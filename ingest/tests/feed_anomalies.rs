@@ -451,7 +451,6 @@ async fn a_200_that_is_not_an_answer_is_retried_and_loses_nothing() {
         feed: Some(Box::new(|seq, _| entries((11..=14).filter(|s| *s >= seq)))),
         batches: vec![json!({"dokumentidentifikator": ["d1", "d2"]})],
         not_answers: 2,
-        ..Script::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

@@ -121,8 +121,13 @@ pub fn minimise_person(row: &mut Map<String, Value>, include_confidential: bool)
 /// a change of address protection is published as the generic [`REREAD_EVENT`], so the event
 /// stream does not say who became protected.
 pub fn minimise_event(row: &mut Map<String, Value>, include_confidential: bool) {
+    // Compared without case and underscores, as the register spells coded values both ways.
+    let folded = |t: &str| t.replace('_', "").to_lowercase();
     if !include_confidential
-        && row.get("event_type").and_then(Value::as_str) == Some(PROTECTION_EVENT)
+        && row
+            .get("event_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| folded(t) == folded(PROTECTION_EVENT))
     {
         row.insert("event_type".to_owned(), Value::from(REREAD_EVENT));
     }
@@ -193,6 +198,12 @@ mod tests {
             serde_json::from_str(r#"{"event_type": "endringIAdressebeskyttelse"}"#).unwrap();
         minimise_event(&mut row, true);
         assert_eq!(row["event_type"], PROTECTION_EVENT);
+        minimise_event(&mut row, false);
+        assert_eq!(row["event_type"], REREAD_EVENT);
+        row.insert(
+            "event_type".into(),
+            Value::from("ENDRING_I_ADRESSEBESKYTTELSE"),
+        );
         minimise_event(&mut row, false);
         assert_eq!(row["event_type"], REREAD_EVENT);
     }

@@ -265,10 +265,14 @@ pub fn protection(doc: &Value) -> String {
         }
         Some(_) => protection::UNREADABLE.to_owned(),
     };
-    match current(doc, "bostedsadresse").and_then(|r| r.get("adressegradering")) {
-        None | Some(Value::Null) => element,
-        graded => stricter(element, grading(graded)),
-    }
+    // Every residence version that may be current counts: the strictest grading wins.
+    versions(doc, "bostedsadresse")
+        .into_iter()
+        .filter(|r| r.get("erGjeldende").and_then(Value::as_bool) != Some(false))
+        .filter_map(|r| r.get("adressegradering").filter(|g| !g.is_null()))
+        .fold(element, |level, graded| {
+            stricter(level, grading(Some(graded)))
+        })
 }
 
 /// Whether a protection level withholds every address and the municipality. Unknown levels are
@@ -369,6 +373,16 @@ mod tests {
         assert_eq!(person.address, Address::default());
         doc["bostedsadresse"][0]["adressegradering"] = Value::from(7);
         assert_eq!(normalise(&doc, None).unwrap().address_protection, "ukjent");
+        // Two versions marked current: the strict grading of the second counts too.
+        let mut two = with_protection(None);
+        two["bostedsadresse"] = serde_json::json!([
+            {"vegadresse": {"adressenavn": "Aapenvegen", "kommunenummer": "5035"}, "erGjeldende": true},
+            {"vegadresse": {"adressenavn": "Skjultvegen", "kommunenummer": "5035"}, "erGjeldende": true,
+             "adressegradering": "strengtFortrolig"}
+        ]);
+        let person = normalise(&two, None).unwrap();
+        assert_eq!(person.address_protection, "strengt_fortrolig");
+        assert_eq!(person.address, Address::default());
     }
 
     #[test]

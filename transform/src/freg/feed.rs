@@ -353,8 +353,17 @@ pub fn parse_lookups(
             what: "bulk lookup response",
             reason: e.to_string(),
         })?;
-    let answered: std::collections::HashSet<&str> =
-        answers.iter().filter_map(|l| key.of(l)).collect();
+    // An answer is a document or a `feilmelding`; an entry with neither answers nothing.
+    let answered: std::collections::HashSet<&str> = answers
+        .iter()
+        .filter(|l| {
+            l.folkeregisterperson
+                .as_ref()
+                .is_some_and(|d| d.get().trim() != "null")
+                || l.feilmelding.as_ref().is_some_and(|f| !f.is_null())
+        })
+        .filter_map(|l| key.of(l))
+        .collect();
     let missing: Vec<&String> = asked
         .iter()
         .filter(|k| !answered.contains(k.as_str()))
@@ -508,5 +517,12 @@ mod tests {
         .unwrap();
         assert_eq!(whole.len(), 2);
         assert!(parse_lookups(br#"{"oppslag": []}"#, &[], LookupKey::Person).is_ok());
+        // Naming the key without a document or a feilmelding is no answer.
+        for empty in [
+            &br#"{"oppslag": [{"dokumentidentifikator": "a", "feilmelding": {}}, {"dokumentidentifikator": "b"}]}"#[..],
+            br#"{"oppslag": [{"dokumentidentifikator": "a", "feilmelding": {}}, {"dokumentidentifikator": "b", "folkeregisterperson": null}]}"#,
+        ] {
+            assert!(parse_lookups(empty, &asked, LookupKey::Document).is_err());
+        }
     }
 }
