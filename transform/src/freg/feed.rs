@@ -510,7 +510,7 @@ mod tests {
         .unwrap_err();
         assert!(short.to_string().contains("answers 1 of 2"), "{short}");
         let whole = parse_lookups(
-            br#"{"oppslag": [{"dokumentidentifikator": "a"}, {"dokumentidentifikator": "b"}]}"#,
+            br#"{"oppslag": [{"dokumentidentifikator": "a", "folkeregisterperson": {}}, {"dokumentidentifikator": "b", "feilmelding": "ukjent"}]}"#,
             &asked,
             LookupKey::Document,
         )
