@@ -12,9 +12,27 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "regsync", version, about)]
 pub struct Cli {
+    /// Log line format on standard error.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "REGSYNC_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event; colour only on a terminal.
+    Text,
+    /// One JSON object per line, with the event's fields.
+    Json,
 }
 
 /// Output formats of `regsync sql`.
@@ -137,6 +155,13 @@ pub enum Command {
         /// pipeline file) the pipeline runs lake-only.
         #[arg(long, env = "REGSYNC_KAFKA_BROKERS")]
         kafka: Option<String>,
+        /// Serve `/metrics` (Prometheus) and `/healthz` on this address, e.g. 127.0.0.1:9464.
+        #[arg(long, env = "REGSYNC_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
+        /// `/healthz` answers 200 only when the lake is at most this many sequence numbers
+        /// behind the register's head.
+        #[arg(long, default_value_t = 10_000)]
+        healthy_lag: i64,
     },
     /// Print a Kafka topic's messages with their headers.
     Tail {
@@ -193,6 +218,33 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Each lake table's position, rows, files, size and last commit; with `--pipeline`, the
+    /// register's head and the lake's lag behind it.
+    Status {
+        /// Lake URL or path.
+        #[arg(long, env = "REGSYNC_LAKE", default_value = "./demo-lake")]
+        lake: String,
+        /// A pipeline file: ask its register for the feed head.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+    /// Compact (Z-order on the citizen lists' filter columns), checkpoint and VACUUM every
+    /// table. Safe beside a running worker: a MERGE that loses a race to it is repeated.
+    Maintain {
+        /// Lake URL or path.
+        #[arg(long, env = "REGSYNC_LAKE", default_value = "./demo-lake")]
+        lake: String,
+        /// Keep removed files this long, for time travel (e.g. 7d, 12h; 0s removes every file
+        /// no longer in the current version).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        retention: std::time::Duration,
+        /// Bin-packing compaction only, no Z-order.
+        #[arg(long)]
+        no_zorder: bool,
+        /// The file size compaction aims at, in MB.
+        #[arg(long, default_value_t = 128)]
+        target_file_mb: u64,
+    },
     /// Start a simulated register, sync it into ./demo-lake, print a citizen list.
     Demo {
         /// Where the demo lake goes.
@@ -204,13 +256,34 @@ pub enum Command {
     },
 }
 
-/// Logs to standard error; `RUST_LOG` filters (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=off,delta_kernel=off,datafusion=warn".into());
-    tracing_subscriber::fmt()
+/// The default log filter: `info`, and of the libraries only what needs an operator's attention
+/// (Delta's MERGE warns about its own metrics on every commit).
+const DEFAULT_LOG_FILTER: &str = "info,deltalake=warn,deltalake_core=warn,\
+deltalake_core::operations::merge=error,buoyant_kernel=off,delta_kernel=off,datafusion=warn,\
+rdkafka=warn,hyper=warn,reqwest=warn";
+
+/// Logs to standard error, filtered by [`DEFAULT_LOG_FILTER`] and then `RUST_LOG`.
+pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
+    // RUST_LOG adds to the defaults: `RUST_LOG=debug` raises regsync's level and keeps the
+    // libraries' noise filtered unless it names them.
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(extra) if !extra.trim().is_empty() => format!("{DEFAULT_LOG_FILTER},{extra}"),
+        _ => DEFAULT_LOG_FILTER.to_owned(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    ingest::config::parse_duration(s)
 }
 
 /// A token cancelled on SIGINT or SIGTERM.
@@ -299,8 +372,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
             lake,
             until_caught_up,
             kafka,
+            metrics_listen,
+            healthy_lag,
         } => {
             let config = ingest::Pipeline::load(&pipeline)?;
+            let shutdown = shutdown_on_signals();
+            if let Some(listen) = metrics_listen {
+                crate::serve_metrics::serve(&listen, healthy_lag, shutdown.clone()).await?;
+            }
             let report = ingest::run(
                 config,
                 ingest::RunOptions {
@@ -308,7 +387,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                     until_caught_up,
                     kafka,
                 },
-                shutdown_on_signals(),
+                shutdown,
             )
             .await?;
             tracing::info!(
@@ -403,6 +482,23 @@ pub async fn execute(cli: Cli) -> Result<()> {
             .await??;
             tracing::info!(printed, "tail stopped");
             Ok(())
+        }
+        Command::Status { lake, pipeline } => {
+            crate::ops::status(&lake, pipeline.as_deref(), &mut std::io::stdout().lock()).await
+        }
+        Command::Maintain {
+            lake,
+            retention,
+            no_zorder,
+            target_file_mb,
+        } => {
+            let options = ingest::maintain::MaintainOptions {
+                vacuum_retention: retention,
+                zorder: !no_zorder,
+                target_file_bytes: target_file_mb.saturating_mul(1024 * 1024),
+                ..Default::default()
+            };
+            crate::ops::maintain(&lake, &options, &mut std::io::stdout().lock()).await
         }
         Command::Demo { lake, persons } => crate::demo::run(&lake, persons).await,
     }

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = regsync::cli::Cli::parse();
-    regsync::cli::init_tracing();
+    regsync::cli::init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,7 +19,13 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<ingest::IngestError>() {
+                // Another worker holds the lake: a distinct code a supervisor does not restart on.
+                Some(held) if held.lake_held() => {
+                    std::process::ExitCode::from(ingest::error::EXIT_LAKE_HELD)
+                }
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

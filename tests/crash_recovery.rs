@@ -1,5 +1,5 @@
 //! Killing the worker (SIGKILL) at random moments, many times, loses and repeats nothing; SIGTERM
-//! stops it cleanly.
+//! stops it cleanly; a second worker on the same lake stops with exit code 3 and harms nothing.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 #[test]
 fn sigkill_at_random_moments_loses_and_repeats_nothing() {
@@ -26,7 +26,7 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 300);
     let lake = dir.path().join("lake");
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(std::process::id().into());
+    let mut rng = kill_rng("sigkill_at_random_moments_loses_and_repeats_nothing");
     for _ in 0..12 {
         let mut child = Command::new(BIN)
             .args(["run", pipeline.to_str().unwrap()])
@@ -86,6 +86,34 @@ fn sigterm_stops_cleanly_and_resumes() {
         "exit code after SIGTERM: {:?}",
         out.status
     );
+    let head = sim.wait_until_quiet();
+    run_until_caught_up(&pipeline);
+    assert_events_exactly_once(&lake, head);
+    assert_state_matches(&lake, &sim);
+}
+
+#[test]
+fn a_second_worker_on_the_same_lake_stops_with_a_distinct_code_and_harms_nothing() {
+    let sim = Simulator::start(&[
+        "--persons",
+        "3000",
+        "--seed",
+        "37",
+        "--events-per-sec",
+        "100",
+        "--max-events",
+        "4000",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let lake = dir.path().join("lake");
+    run_until_caught_up(&pipeline);
+    let (exited, other) = race_two_workers(
+        &[pipeline.to_str().unwrap()],
+        Duration::from_secs(2),
+        Duration::from_secs(90),
+    );
+    assert_stopped_as_second_writer(&exited, other);
     let head = sim.wait_until_quiet();
     run_until_caught_up(&pipeline);
     assert_events_exactly_once(&lake, head);

@@ -1,63 +1,18 @@
-//! Kafka topics against a real Kafka-protocol broker over TCP (`tansu`, started here; `.ci/run`
-//! installs it): exactly once across SIGKILLs and a broker outage, last value per key equal to the
+//! Kafka topics against a real Kafka-protocol broker over TCP (`tansu`, started here and
+//! installed on first use by `common::broker`): exactly once across SIGKILLs and a broker outage, last value per key equal to the
 //! lake, no protected address in any message, values valid against the checked-in schemas.
 
 mod common;
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::broker::Broker;
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::Value;
-
-/// A tansu broker with in-memory storage on a free port, killed on drop.
-struct Broker {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Broker {
-    fn start() -> Self {
-        let bin = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &format!("tcp://{addr}"), "--advertised-listener-url", &format!("tcp://{addr}"), "--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the Kafka-protocol broker `{bin}` (cargo install tansu@0.6.0 --locked --features dynostore): {e}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "broker did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, addr }
-    }
-
-    fn signal(&self, sig: &str) {
-        assert!(
-            Command::new("kill")
-                .args([sig, &self.child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-}
 
 /// Every message of a topic, from the beginning.
 fn tail(broker: &Broker, topic: &str) -> Vec<Value> {
@@ -236,7 +191,7 @@ fn sigkill_with_kafka_exactly_once_in_both_topics() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 300);
     let lake = dir.path().join("lake");
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(u64::from(std::process::id()) ^ 0x4b);
+    let mut rng = kill_rng("sigkill_with_kafka_exactly_once_in_both_topics");
     for _ in 0..10 {
         let mut child = run_with_kafka(&pipeline, &broker);
         std::thread::sleep(Duration::from_millis(rng.random_range(500..3500)));
@@ -317,4 +272,34 @@ fn a_missing_topic_stops_the_start_when_creation_is_off() {
         err.contains("k5035.freg.person.v1") && err.contains("create_topics"),
         "{err}"
     );
+}
+
+#[test]
+fn a_second_worker_with_kafka_on_the_same_lake_stops_and_the_topics_stay_whole() {
+    let broker = Broker::start();
+    let sim = Simulator::start(&[
+        "--persons",
+        "3000",
+        "--seed",
+        "43",
+        "--events-per-sec",
+        "100",
+        "--max-events",
+        "4000",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let lake = dir.path().join("lake");
+    caught_up_with_kafka(&pipeline, &broker);
+    let (exited, other) = race_two_workers(
+        &[pipeline.to_str().unwrap(), "--kafka", &broker.addr],
+        Duration::from_secs(2),
+        Duration::from_secs(90),
+    );
+    assert_stopped_as_second_writer(&exited, other);
+    let head = sim.wait_until_quiet();
+    caught_up_with_kafka(&pipeline, &broker);
+    assert_events_exactly_once(&lake, head);
+    assert_event_topic(&broker, &lake, head);
+    assert_person_topic(&broker, &lake);
 }

@@ -291,7 +291,16 @@ impl FregClient {
         op.retry(backoff)
             .when(retryable)
             .adjust(|a: &Attempt, wait| wait.map(|w| a.retry_after.map_or(w, |r| r.max(w))))
-            .notify(|a: &Attempt, wait| warn!(source = SOURCE, url = %shown, wait_ms = wait.as_millis() as u64, error = %a.error, "request failed, backing off"))
+            .notify(|a: &Attempt, wait| {
+                let waited_out = matches!(a.error, IngestError::Request { status: Some(s), .. } if also_retry.contains(&s));
+                if waited_out {
+                    // Expected (an extract batch not ready yet): not a warning.
+                    tracing::debug!(source = SOURCE, url = %shown, wait_ms = wait.as_millis() as u64, "not ready, waiting");
+                } else {
+                    crate::metrics::register(SOURCE).retried(&a.error.cause());
+                    warn!(source = SOURCE, url = %shown, wait_ms = wait.as_millis() as u64, error = %a.error, "request failed, backing off");
+                }
+            })
             .await
             .map_err(|a| a.error)
     }

@@ -23,6 +23,9 @@ pub struct Pipeline {
     pub worker: WorkerConfig,
     /// Kafka topics for downstream subscribers (absent: lake only).
     pub kafka: Option<KafkaConfig>,
+    /// Table maintenance while the worker runs (compaction, checkpoints, VACUUM).
+    #[serde(default)]
+    pub maintenance: crate::maintain::MaintainOptions,
 }
 
 /// The Kafka sink.
@@ -232,7 +235,7 @@ fn default_tries() -> usize {
 /// The longest duration a setting may have: anything longer is a typo.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Parses `250ms`, `5s`, `2m`, `1h`, at most [`MAX_DURATION`] (30 days).
+/// Parses `250ms`, `5s`, `2m`, `1h`, `7d`, at most [`MAX_DURATION`] (30 days).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -249,12 +252,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Some(Duration::from_secs(n)),
         "m" => n.checked_mul(60).map(Duration::from_secs),
         "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+        "d" => n.checked_mul(24 * 3600).map(Duration::from_secs),
+        _ => return Err(format!("{s:?}: unit must be ms, s, m, h or d")),
     };
     duration.filter(|d| *d <= MAX_DURATION).ok_or_else(too_long)
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
 }

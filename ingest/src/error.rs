@@ -5,6 +5,11 @@ use std::time::Duration;
 
 pub use transform::ErrorKind;
 
+/// The exit code of a worker that found another writer on its lake (see
+/// [`IngestError::LakeHeld`]): distinct, so a supervisor can be told not to restart on it
+/// (systemd: `RestartPreventExitStatus=3`).
+pub const EXIT_LAKE_HELD: u8 = 3;
+
 /// What went wrong in a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -73,6 +78,27 @@ pub enum IngestError {
         /// Delta's error.
         source: Box<deltalake::DeltaTableError>,
     },
+    /// Another worker is writing this lake: it holds the lake's lease, or it committed to a
+    /// table between this worker's read and its commit. Not retried: two writers would only
+    /// keep failing each other.
+    #[error(
+        "lake {url}: another `regsync run` holds this lake: {reason}{}; stop it, or point this one at another lake",
+        theirs.map(|p| format!("; table {table} is at position {p}")).unwrap_or_default()
+    )]
+    LakeHeld {
+        /// Table name.
+        table: &'static str,
+        /// Table URL.
+        url: String,
+        /// The source (application transaction id) whose position the commit recorded.
+        app: String,
+        /// The position this worker's commit would have recorded.
+        ours: i64,
+        /// The table's position after the other writer's commit, when it could be read.
+        theirs: Option<i64>,
+        /// Delta's words.
+        reason: String,
+    },
     /// The Kafka broker or a topic failed.
     #[error("kafka {brokers}: {reason}")]
     Kafka {
@@ -98,8 +124,49 @@ impl IngestError {
             } if *s == 429 || *s >= 500 => ErrorKind::Retryable,
             Self::Request { status: None, .. } | Self::Response { .. } => ErrorKind::Retryable,
             Self::Token { kind, .. } => *kind,
+            Self::Lake { source, .. } if crate::lake::is_transient(source) => ErrorKind::Retryable,
             Self::Transform(e) => e.kind(),
             _ => ErrorKind::Fatal,
+        }
+    }
+
+    /// Whether this is [`IngestError::LakeHeld`]: the process should exit with
+    /// [`EXIT_LAKE_HELD`] and a supervisor should not restart it.
+    pub fn lake_held(&self) -> bool {
+        matches!(self, Self::LakeHeld { .. })
+    }
+
+    /// A short label of what failed, for metrics: `http_503`, `connection`, `unreadable`,
+    /// `token`, `lake`, `kafka`, ...
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Request {
+                status: Some(s), ..
+            } => format!("http_{s}"),
+            Self::Request { status: None, .. } => "connection".into(),
+            Self::Response { .. } => "unreadable".into(),
+            Self::Token { .. } => "token".into(),
+            Self::Lake { .. } | Self::LakeHeld { .. } | Self::LakeRead(_) => "lake".into(),
+            Self::Kafka { .. } => "kafka".into(),
+            Self::Feed { .. } => "feed".into(),
+            Self::Config { .. } => "config".into(),
+            Self::Transform(_) => "transform".into(),
+        }
+    }
+
+    /// The table, when this says there is no Delta table at its location.
+    pub fn missing_table(&self) -> Option<&'static str> {
+        match self {
+            Self::Lake { table, source, .. }
+                if matches!(
+                    **source,
+                    deltalake::DeltaTableError::NotATable(_)
+                        | deltalake::DeltaTableError::InvalidTableLocation(_)
+                ) =>
+            {
+                Some(table)
+            }
+            _ => None,
         }
     }
 

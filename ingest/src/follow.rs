@@ -66,6 +66,8 @@ pub async fn follow(
     let mut table_positions = positions(lake).await?;
     let start = table_positions.values().copied().min().unwrap_or(0);
     info!(from = start + 1, "following the feed");
+    let metrics = crate::metrics::register(&pipeline.source.register);
+    metrics.applied(0, 0, start);
     let (tx, mut rx) = mpsc::channel::<FeedBatch>(2);
     let mut fetcher = tokio::spawn(fetch_loop(
         client.clone(),
@@ -79,6 +81,9 @@ pub async fn follow(
     report.position = start;
     // The writer drains the channel; a fetch task that fails is seen at once, not at the end.
     let mut fetched: Option<Result<(), IngestError>> = None;
+    // Maintenance runs between commits, on its schedule, whether or not the feed is busy.
+    let every = pipeline.maintenance.every;
+    let mut maintain_at = tokio::time::Instant::now() + every;
     loop {
         let batch = tokio::select! {
             b = rx.recv() => b,
@@ -86,9 +91,15 @@ pub async fn follow(
                 fetched = Some(r.unwrap_or_else(|e| Err(feed_error(report.position, format!("fetch task failed: {e}")))));
                 continue;
             }
+            () = tokio::time::sleep_until(maintain_at), if !every.is_zero() => {
+                maintain_between_commits(lake, pipeline).await?;
+                maintain_at = tokio::time::Instant::now() + every;
+                continue;
+            }
         };
         let Some(batch) = batch else { break };
         let Some(last) = batch.last() else { continue };
+        let committing = Instant::now();
         let applied = apply(
             lake,
             &batch,
@@ -97,6 +108,8 @@ pub async fn follow(
             chrono::Utc::now(),
         )
         .await?;
+        metrics.commit(committing.elapsed());
+        metrics.applied(applied.entries as u64, applied.dead_letters as u64, last);
         report.events += applied.entries as u64;
         report.dead_letters += applied.dead_letters as u64;
         report.position = last;
@@ -124,6 +137,28 @@ pub async fn follow(
     Ok(())
 }
 
+/// Maintains the lake, then reads it again. A failed maintenance is logged and tried again at
+/// the next scheduled time: it never stops the sync.
+async fn maintain_between_commits(lake: &mut Lake, pipeline: &Pipeline) -> Result<(), IngestError> {
+    let url = lake.url().clone();
+    match crate::maintain::maintain(&url, &pipeline.maintenance).await {
+        Ok(tables) => {
+            let removed: u64 = tables.iter().map(|t| t.files_removed).sum();
+            let vacuumed: usize = tables.iter().map(|t| t.files_vacuumed).sum();
+            info!(
+                files_compacted = removed,
+                files_vacuumed = vacuumed,
+                "lake maintained"
+            );
+        }
+        Err(e) => {
+            warn!(error = %e, "lake maintenance failed; trying again at the next scheduled time")
+        }
+    }
+    *lake = Lake::open(&url).await?;
+    Ok(())
+}
+
 /// What the fetch task holds between pages.
 #[derive(Default)]
 struct Pending {
@@ -147,6 +182,7 @@ async fn fetch_loop(
     tx: mpsc::Sender<FeedBatch>,
 ) -> Result<(), IngestError> {
     let w = &pipeline.worker;
+    let metrics = crate::metrics::register(&pipeline.source.register);
     let mut pending = Pending::default();
     let mut etag: Option<String> = None;
     let mut hole: Option<Hole> = None;
@@ -282,6 +318,9 @@ async fn fetch_loop(
             }
         };
         let at_head = !full || waiting;
+        if at_head {
+            metrics.saw_head(next - 1);
+        }
         if !pending.items.is_empty() && (pending.items.len() >= w.batch_events || at_head) {
             let items = std::mem::take(&mut pending.items);
             let unplaced = std::mem::take(&mut pending.unplaced);

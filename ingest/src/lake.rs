@@ -72,6 +72,127 @@ fn lake_error(table: &'static Table, url: &Url) -> impl Fn(DeltaTableError) -> I
     }
 }
 
+/// The error of a commit recording `txns`: a conflict with another writer's commit is
+/// [`IngestError::LakeHeld`], anything else [`IngestError::Lake`].
+fn commit_error(
+    table: &'static Table,
+    url: &Url,
+    txns: &[(&str, i64)],
+) -> impl Fn(DeltaTableError) -> IngestError + use<> {
+    let plain = lake_error(table, url);
+    let url = url.to_string();
+    let ours = txns.iter().map(|(_, v)| *v).max().unwrap_or(0);
+    let app = txns
+        .first()
+        .map(|(a, _)| (*a).to_owned())
+        .unwrap_or_default();
+    move |e| {
+        if is_conflict(&e) {
+            IngestError::LakeHeld {
+                table: table.name,
+                url: url.clone(),
+                app: app.clone(),
+                ours,
+                theirs: None,
+                reason: format!(
+                    "table {}: another writer committed first while this worker was recording position {ours} ({e})",
+                    table.name
+                ),
+            }
+        } else {
+            plain(e)
+        }
+    }
+}
+
+/// Whether Delta refused a commit because another commit recorded the same application
+/// transaction (a source's position) since this writer read the table: another worker.
+fn is_conflict(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
+        }
+    )
+}
+
+/// Whether a lake error may pass if the work is done again from the lake's positions: the
+/// object store failed (not "not found" or a refusal), or a commit lost a race with a commit
+/// that did not record this writer's positions (maintenance compacting the files a MERGE read).
+pub fn is_transient(e: &DeltaTableError) -> bool {
+    use deltalake::ObjectStoreError as Store;
+    use deltalake::kernel::transaction::TransactionError;
+    let store = |s: &Store| {
+        !matches!(
+            s,
+            Store::NotFound { .. }
+                | Store::PermissionDenied { .. }
+                | Store::Unauthenticated { .. }
+                | Store::NotSupported { .. }
+                | Store::NotImplemented { .. }
+                | Store::UnknownConfigurationKey { .. }
+                | Store::InvalidPath { .. }
+        )
+    };
+    match e {
+        DeltaTableError::ObjectStore { source } => store(source),
+        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::Io { .. } => true,
+        DeltaTableError::Transaction { source } => match source {
+            TransactionError::CommitConflict(_)
+            | TransactionError::VersionAlreadyExists(_)
+            | TransactionError::MaxCommitAttempts(_) => !is_conflict(e),
+            TransactionError::ObjectStore { source } => store(source),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// [`IngestError::LakeHeld`] with the table's position after the other writer's commit, read
+/// afresh from the lake; any other error as it is.
+pub async fn explain(error: IngestError) -> IngestError {
+    let IngestError::LakeHeld {
+        table,
+        url,
+        app,
+        ours,
+        theirs: None,
+        reason,
+    } = error
+    else {
+        return error;
+    };
+    let location = Url::parse(&url).ok().and_then(|lake| {
+        ALL_TABLES
+            .iter()
+            .find(|t| t.name == table)
+            .map(|t| table_url(&lake, t))
+    });
+    let theirs = match location {
+        Some(u) => match deltalake::open_table(u).await {
+            Ok(delta) => match delta.snapshot() {
+                Ok(state) => state
+                    .transaction_version(delta.log_store().as_ref(), &app)
+                    .await
+                    .ok()
+                    .flatten(),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        },
+        None => None,
+    };
+    IngestError::LakeHeld {
+        table,
+        url,
+        app,
+        ours,
+        theirs,
+        reason,
+    }
+}
+
 /// Commit properties recording the given application transactions.
 pub fn commit_with(txns: &[(&str, i64)]) -> CommitProperties {
     CommitProperties::default().with_application_transactions(
@@ -123,6 +244,34 @@ impl Lake {
         })
     }
 
+    /// Reads what other writers (the worker, for the publisher) committed since the tables were
+    /// opened or last refreshed: only the new log entries.
+    pub async fn refresh(&mut self) -> Result<(), IngestError> {
+        for table in ALL_TABLES.iter() {
+            let err = lake_error(table, &self.url);
+            if let Some(delta) = self.tables.get_mut(table.name) {
+                delta.update_incremental(None).await.map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A DataFusion session over the given tables as they were last read.
+    pub async fn session(&self, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
+        let ctx = SessionContext::new();
+        for table in tables {
+            let err = lake_error(table, &self.url);
+            let delta = self.table(table);
+            delta
+                .update_datafusion_session(&ctx.state())
+                .map_err(&err)?;
+            let provider = delta.table_provider().await.map_err(|e| err(e.into()))?;
+            ctx.register_table(table.name, provider)
+                .map_err(|e| err(e.into()))?;
+        }
+        Ok(ctx)
+    }
+
     fn table(&self, table: &'static Table) -> &DeltaTable {
         self.tables
             .get(table.name)
@@ -137,13 +286,16 @@ impl Lake {
     ) -> Result<Option<i64>, IngestError> {
         let delta = self.table(table);
         let err = lake_error(table, &self.url);
-        match delta.snapshot() {
-            Ok(state) => state
-                .transaction_version(delta.log_store().as_ref(), app_id)
-                .await
-                .map_err(err),
-            Err(_) => Ok(None),
+        if delta.version().is_none() {
+            return Ok(None);
         }
+        // A table with a version that cannot be read is an error, never "nothing applied yet"
+        // (which would seed again, appending what is there).
+        let state = delta.snapshot().map_err(&err)?;
+        state
+            .transaction_version(delta.log_store().as_ref(), app_id)
+            .await
+            .map_err(err)
     }
 
     /// Appends rows (if any) and records the transactions, in one commit.
@@ -153,7 +305,7 @@ impl Lake {
         batch: Option<RecordBatch>,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = lake_error(table, &self.url);
+        let err = commit_error(table, &self.url, txns);
         let delta = self.table(table).clone();
         let batches: Vec<RecordBatch> = batch.into_iter().filter(|b| b.num_rows() > 0).collect();
         if batches.is_empty() {
@@ -170,12 +322,12 @@ impl Lake {
 
     /// A commit with no rows that only records the transactions: the table has applied the
     /// source this far and had nothing to add.
-    async fn mark(
+    pub async fn mark(
         &mut self,
         table: &'static Table,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = lake_error(table, &self.url);
+        let err = commit_error(table, &self.url, txns);
         let delta = self.table(table);
         let log_store = delta.log_store();
         let state = delta.snapshot().map_err(&err)?;
@@ -243,7 +395,7 @@ impl Lake {
         if batch.num_rows() == 0 {
             return self.append(&PERSON, None, txns).await;
         }
-        let err = lake_error(&PERSON, &self.url);
+        let err = commit_error(&PERSON, &self.url, txns);
         let years = self.partitions_of(&PERSON, &batch).await?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch).map_err(|e| err(e.into()))?;
@@ -299,7 +451,7 @@ impl Lake {
         inserts: RecordBatch,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = lake_error(&PERSON_HISTORY, &self.url);
+        let err = commit_error(&PERSON_HISTORY, &self.url, txns);
         let tagged: Vec<RecordBatch> = [(closes, "close"), (scrubs, "scrub"), (inserts, "insert")]
             .into_iter()
             .filter(|(b, _)| b.num_rows() > 0)

@@ -6,23 +6,22 @@
 //! bounded by a slice of at most `slice_sequences` feed sequence numbers, streamed batch by batch.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
-use deltalake::datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use schemas::cursor::{FREG_FEED, KAFKA_FREG};
-use schemas::tables::{KAFKA_SINK, PERSON, PERSON_EVENT, Table};
+use schemas::tables::{KAFKA_SINK, PERSON, PERSON_EVENT};
 use schemas::topics::{FREG_EVENT, FREG_PERSON, Topic};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use url::Url;
 
 use crate::IngestError;
 use crate::config::KafkaConfig;
 use crate::kafka::{KafkaSink, Positions};
-use crate::lake::{Lake, table_url};
+use crate::lake::Lake;
 
 /// What the publisher did.
 #[derive(Debug, Clone, Default)]
@@ -39,32 +38,80 @@ fn read_error(e: impl std::fmt::Display) -> IngestError {
     IngestError::LakeRead(e.to_string())
 }
 
-async fn session(lake: &Url, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
-    let ctx = SessionContext::new();
-    for table in tables {
-        let delta = deltalake::open_table(table_url(lake, table))
-            .await
-            .map_err(read_error)?;
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(read_error)?;
-        let provider = delta.table_provider().await.map_err(read_error)?;
-        ctx.register_table(table.name, provider)
-            .map_err(read_error)?;
+/// The longest pause between two attempts of a failing publisher.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// What the publisher works with.
+pub struct Publisher {
+    /// The connected producer.
+    pub sink: KafkaSink,
+    /// The sink's settings.
+    pub config: KafkaConfig,
+    /// The lake it follows.
+    pub lake_url: Url,
+    /// Cancelled to stop; the publisher cancels it when it must stop the worker.
+    pub shutdown: CancellationToken,
+    /// Where it reports.
+    pub metrics: Arc<crate::metrics::RegisterMetrics>,
+    /// The lake's lease: nothing is published once it is lost.
+    pub lease: crate::lease::Lease,
+}
+
+/// Publishes until shutdown (or until caught up once the worker is done), starting again after
+/// a failure that may pass (broker, lake read) with growing pauses, each failure logged and
+/// counted as it happens. Another writer ([`IngestError::LakeHeld`]) or rows that cannot become
+/// messages stop it, and stop the worker with it (`shutdown` is cancelled).
+pub async fn publish_supervised(
+    publisher: Publisher,
+    worker_done: watch::Receiver<bool>,
+) -> Result<PublishReport, IngestError> {
+    let p = &publisher;
+    let mut report = PublishReport::default();
+    let mut failures = 0u32;
+    loop {
+        let error = match publish(p, worker_done.clone(), &mut report).await {
+            Ok(()) => return Ok(report),
+            Err(e) => e,
+        };
+        let fatal = error.lake_held() || matches!(error, IngestError::Transform(_));
+        if fatal || p.shutdown.is_cancelled() {
+            warn!(error = %error, "kafka publisher stopped; stopping the worker");
+            p.shutdown.cancel();
+            return Err(error);
+        }
+        failures += 1;
+        p.metrics.publish_failed(&error.to_string());
+        p.metrics.retried("kafka");
+        let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
+        warn!(
+            error = %error,
+            failures,
+            retry_in_s = pause.as_secs(),
+            position = report.position,
+            "kafka publisher failed; the lake goes on, publishing starts again from the topics' ends"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = p.shutdown.cancelled() => return Err(error),
+        }
+        // What is still in flight lands (or fails) before the topics' ends are read again.
+        if let Err(e) = tokio::task::block_in_place(|| p.sink.flush()) {
+            warn!(error = %e, "kafka: messages still in flight");
+        }
     }
-    Ok(ctx)
 }
 
 /// Publishes the lake's committed rows until shutdown, or, once `worker_done` is set, until the
 /// sink has reached the lake's position.
-pub async fn publish(
-    sink: KafkaSink,
-    config: KafkaConfig,
-    lake_url: Url,
+async fn publish(
+    p: &Publisher,
     mut worker_done: watch::Receiver<bool>,
-    shutdown: CancellationToken,
-) -> Result<PublishReport, IngestError> {
-    let sink = Arc::new(sink);
+    report: &mut PublishReport,
+) -> Result<(), IngestError> {
+    let (sink, config, shutdown, metrics, lease) =
+        (&p.sink, &p.config, &p.shutdown, &p.metrics, &p.lease);
+    // Where each partition's messages end, read back from the broker: after a restart (or a
+    // failure) what is already there is skipped.
     let mut positions: [Positions; 2] = [
         sink.positions(&FREG_EVENT).await?,
         sink.positions(&FREG_PERSON).await?,
@@ -74,13 +121,14 @@ pub async fn publish(
         person_partitions = positions[1].len(),
         "kafka sink: read back the topics' last messages"
     );
-    let mut report = PublishReport::default();
+    // Opened once and refreshed from the log's new entries on each round.
+    let mut lake = Lake::open(&p.lake_url).await?;
     loop {
         if shutdown.is_cancelled() {
             break;
         }
         let done = *worker_done.borrow();
-        let mut lake = Lake::open(&lake_url).await?;
+        lake.refresh().await?;
         let committed = [
             lake.position(&PERSON_EVENT, FREG_FEED).await?,
             lake.position(&PERSON, FREG_FEED).await?,
@@ -89,6 +137,7 @@ pub async fn publish(
         let from = lake.position(&KAFKA_SINK, KAFKA_FREG).await?.unwrap_or(0);
         report.position = from;
         if from >= upto {
+            metrics.published(0, from);
             if done {
                 break;
             }
@@ -99,9 +148,13 @@ pub async fn publish(
             }
             continue;
         }
+        if !lease.held() {
+            // Another process took the lake: it publishes from here on.
+            break;
+        }
         let to = upto.min(from + config.slice_sequences);
         let started = Instant::now();
-        let ctx = session(&lake_url, &[&PERSON, &PERSON_EVENT]).await?;
+        let ctx = lake.session(&[&PERSON, &PERSON_EVENT]).await?;
         let mut counts = [0u64; 2];
         let slices: [(&Topic, String); 2] = [
             (
@@ -159,6 +212,7 @@ pub async fn publish(
         report.events += counts[0];
         report.persons += counts[1];
         report.position = to;
+        metrics.published(counts[0] + counts[1], to);
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         info!(
             from = from + 1,
@@ -169,5 +223,5 @@ pub async fn publish(
             "kafka slice published"
         );
     }
-    Ok(report)
+    Ok(())
 }

@@ -160,6 +160,7 @@ pub async fn seed(
         elapsed_s = started.elapsed().as_secs_f64(),
         "seed complete: following the feed from the next sequence number"
     );
+    crate::metrics::register(&pipeline.source.register).seeded(report.seeded_persons, sequence);
     Ok(Some(sequence))
 }
 

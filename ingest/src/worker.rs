@@ -7,17 +7,21 @@
 use schemas::cursor::FREG_FEED;
 use schemas::tables::PERSON;
 use schemas::topics::TOPICS;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span};
+
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::IngestError;
 use crate::client::FregClient;
 use crate::config::{KafkaConfig, Pipeline};
+use crate::error::ErrorKind;
 use crate::follow::follow;
 use crate::kafka::KafkaSink;
 use crate::lake::{Lake, lake_url};
-use crate::publish::publish;
+use crate::lease::Lease;
+use crate::publish::{Publisher, publish_supervised};
 use crate::seed::seed;
 
 /// How to run.
@@ -46,6 +50,32 @@ pub struct Report {
     pub published: u64,
 }
 
+/// Attempts of a failing lake write (an object store that fails, a commit that lost a race to
+/// maintenance) before the worker stops.
+const LAKE_TRIES: u32 = 20;
+/// The longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// Seeds an empty lake, then follows the feed from the lake's positions: what a failed attempt
+/// left undone is found again from them.
+async fn seed_and_follow(
+    client: &FregClient,
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    shutdown: &CancellationToken,
+    report: &mut Report,
+) -> Result<(), IngestError> {
+    if lake.position(&PERSON, FREG_FEED).await?.is_none()
+        && seed(client, lake, pipeline, shutdown, report)
+            .await?
+            .is_none()
+    {
+        return Ok(());
+    }
+    follow(client, lake, pipeline, options, shutdown, report).await
+}
+
 /// Runs the pipeline until `shutdown` (or, with `until_caught_up`, until the head is committed).
 pub async fn run(
     pipeline: Pipeline,
@@ -54,7 +84,7 @@ pub async fn run(
 ) -> Result<Report, IngestError> {
     let span =
         info_span!("worker", pipeline = %pipeline.name, register = %pipeline.source.register);
-    async move {
+    let result = async move {
         let location = options
             .lake
             .clone()
@@ -64,60 +94,109 @@ pub async fn run(
             reason,
         })?;
         let client = FregClient::new(&pipeline.source)?;
-        let mut lake = Lake::open(&url).await?;
-        let kafka = match (&options.kafka, &pipeline.kafka) {
-            (Some(brokers), Some(k)) => Some(KafkaConfig {
-                brokers: brokers.clone(),
-                ..k.clone()
-            }),
-            (Some(brokers), None) => Some(KafkaConfig::plaintext(brokers)),
-            (None, k) => k.clone(),
-        };
-        // Connect first: a bad broker address or a missing topic stops the start.
-        let (done_tx, done_rx) = watch::channel(false);
-        let publisher = match kafka {
-            Some(k) => {
-                let sink = KafkaSink::connect(k.clone(), &TOPICS).await?;
-                info!(brokers = %k.brokers, prefix = %k.topic_prefix, "kafka sink connected");
-                Some(tokio::spawn(
-                    publish(sink, k, url.clone(), done_rx, shutdown.clone()).in_current_span(),
-                ))
-            }
-            None => None,
-        };
-        let mut report = Report::default();
-        let worked = async {
-            if lake.position(&PERSON, FREG_FEED).await?.is_none()
-                && seed(&client, &mut lake, &pipeline, &shutdown, &mut report)
-                    .await?
-                    .is_none()
-            {
-                return Ok(());
-            }
-            follow(
-                &client,
-                &mut lake,
-                &pipeline,
-                &options,
-                &shutdown,
-                &mut report,
-            )
-            .await
+        let lake = Lake::open(&url).await?;
+        // One writer per lake: a second worker stops here, before it writes or publishes.
+        let lease = Lease::acquire(&url, &shutdown).await?;
+        let result =
+            run_with_lease(&client, lake, &url, &pipeline, &options, &shutdown, &lease).await;
+        let lost = lease.lost().await;
+        lease.release().await;
+        if let Some(e) = lost {
+            return Err(e);
         }
-        .await;
-        let _ = done_tx.send(true);
-        if worked.is_err() {
-            shutdown.cancel();
-        }
-        if let Some(p) = publisher {
-            let published = p
-                .await
-                .map_err(|e| IngestError::LakeRead(format!("kafka publisher failed: {e}")))??;
-            report.published = published.events + published.persons;
-        }
-        worked?;
-        Ok(report)
+        result
     }
     .instrument(span)
-    .await
+    .await;
+    match result {
+        // Another writer: say where the lake stands now.
+        Err(e) => Err(crate::lake::explain(e).await),
+        ok => ok,
+    }
+}
+
+/// The worker's work once it holds the lake's lease: the Kafka publisher beside the seed and the
+/// feed, retrying lake writes that may pass.
+async fn run_with_lease(
+    client: &FregClient,
+    mut lake: Lake,
+    url: &url::Url,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    shutdown: &CancellationToken,
+    lease: &Lease,
+) -> Result<Report, IngestError> {
+    let kafka = match (&options.kafka, &pipeline.kafka) {
+        (Some(brokers), Some(k)) => Some(KafkaConfig {
+            brokers: brokers.clone(),
+            ..k.clone()
+        }),
+        (Some(brokers), None) => Some(KafkaConfig::plaintext(brokers)),
+        (None, k) => k.clone(),
+    };
+    // Connect first: a bad broker address or a missing topic stops the start.
+    let (done_tx, done_rx) = watch::channel(false);
+    let publisher = match kafka {
+        Some(k) => {
+            let sink = KafkaSink::connect(k.clone(), &TOPICS).await?;
+            info!(brokers = %k.brokers, prefix = %k.topic_prefix, "kafka sink connected");
+            let publisher = Publisher {
+                sink,
+                config: k,
+                lake_url: url.clone(),
+                shutdown: shutdown.clone(),
+                metrics: crate::metrics::register(&pipeline.source.register),
+                lease: lease.clone(),
+            };
+            Some(tokio::spawn(
+                publish_supervised(publisher, done_rx).in_current_span(),
+            ))
+        }
+        None => None,
+    };
+    let mut report = Report::default();
+    let worked = async {
+        let mut failures = 0u32;
+        loop {
+            let attempt =
+                seed_and_follow(client, &mut lake, pipeline, options, shutdown, &mut report).await;
+            let error = match attempt {
+                Err(e @ IngestError::Lake { .. })
+                    if e.kind() == ErrorKind::Retryable
+                        && failures < LAKE_TRIES
+                        && !shutdown.is_cancelled() =>
+                {
+                    e
+                }
+                other => return other,
+            };
+            failures += 1;
+            crate::metrics::register(&pipeline.source.register).retried("lake");
+            let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
+            warn!(
+                error = %error,
+                failures,
+                retry_in_s = pause.as_secs(),
+                "lake write failed; reading the lake again and going on from its positions"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => return Err(error),
+            }
+            lake = Lake::open(url).await?;
+        }
+    }
+    .await;
+    let _ = done_tx.send(true);
+    if worked.is_err() {
+        shutdown.cancel();
+    }
+    if let Some(p) = publisher {
+        let published = p
+            .await
+            .map_err(|e| IngestError::LakeRead(format!("kafka publisher failed: {e}")))??;
+        report.published = published.events + published.persons;
+    }
+    worked?;
+    Ok(report)
 }

@@ -2,7 +2,7 @@
 
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
-use schemas::tables::{ALL_TABLES, Table};
+use schemas::tables::{ALL_TABLES, PERSON, Table};
 use url::Url;
 
 use crate::QueryError;
@@ -49,7 +49,19 @@ pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
     let lake = lake_url(location)?;
     let ctx = SessionContext::new();
     for table in ALL_TABLES.iter() {
-        let delta = open_table(&lake, table).await?;
+        let delta = match open_table(&lake, table).await {
+            Err(QueryError::Table { source, .. }) if is_missing(&source) => {
+                if table.name != PERSON.name {
+                    // A lake written before this table existed.
+                    continue;
+                }
+                return Err(QueryError::NoLake {
+                    location: location.to_owned(),
+                    table: table.name,
+                });
+            }
+            other => other?,
+        };
         delta
             .update_datafusion_session(&ctx.state())
             .map_err(|e| QueryError::Table {
@@ -68,4 +80,14 @@ pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
         ctx.register_table(table.name, provider)?;
     }
     Ok(ctx)
+}
+
+/// Whether Delta's error says there is no table at the location (as opposed to one it could
+/// not read).
+fn is_missing(e: &deltalake::DeltaTableError) -> bool {
+    matches!(
+        e,
+        deltalake::DeltaTableError::NotATable(_)
+            | deltalake::DeltaTableError::InvalidTableLocation(_)
+    )
 }

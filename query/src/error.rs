@@ -11,6 +11,24 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
+    /// The location holds no lake (its `person` table is not a Delta table).
+    #[error(
+        "no lake at {location} (no Delta table `{table}`): run `regsync run` (or `regsync demo`) first"
+    )]
+    NoLake {
+        /// The location given.
+        location: String,
+        /// The table that is missing.
+        table: &'static str,
+    },
+    /// A query names a table the lake does not have.
+    #[error("no table `{name}`; tables: {tables}")]
+    NoTable {
+        /// The name in the query.
+        name: String,
+        /// The lake's tables and views, comma-separated.
+        tables: String,
+    },
     /// A table could not be opened.
     #[error("lake table {table} at {url}: {source}")]
     Table {
@@ -21,9 +39,10 @@ pub enum QueryError {
         /// Delta's error.
         source: Box<deltalake::DeltaTableError>,
     },
-    /// Planning or running the query failed (bad SQL names its position).
-    #[error("query: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Planning or running the query failed (bad SQL names its position). DataFusion's message
+    /// already holds its causes, so it is not given as a source (no repeated lines).
+    #[error("query: {}", .0.strip_backtrace())]
+    DataFusion(Box<datafusion::error::DataFusionError>),
     /// Formatting the output failed.
     #[error("writing {format} output: {reason}")]
     Output {
@@ -43,4 +62,10 @@ pub enum QueryError {
     /// A bad argument.
     #[error("{0}")]
     Argument(String),
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::DataFusion(Box::new(e))
+    }
 }

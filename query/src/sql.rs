@@ -6,6 +6,7 @@ use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionContext};
 
@@ -25,7 +26,10 @@ pub enum Format {
 /// Runs a query and collects the result; anything but a query is [`QueryError::ReadOnly`].
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     // What `SessionContext::sql_with_options` does, with the refusal told apart from bad SQL.
-    let plan = ctx.state().create_logical_plan(sql).await?;
+    let plan = match ctx.state().create_logical_plan(sql).await {
+        Ok(plan) => plan,
+        Err(e) => return Err(unknown_table(ctx, &e).unwrap_or_else(|| e.into())),
+    };
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -36,6 +40,27 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
         });
     }
     Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+}
+
+/// "no table `x`; tables: ..." when planning failed on a name that is not a table.
+fn unknown_table(ctx: &SessionContext, e: &DataFusionError) -> Option<QueryError> {
+    let DataFusionError::Plan(message) = e.find_root() else {
+        return None;
+    };
+    let name = message
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?;
+    let name = name.strip_prefix("datafusion.public.").unwrap_or(name);
+    let mut tables: Vec<String> = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    tables.sort();
+    Some(QueryError::NoTable {
+        name: name.to_owned(),
+        tables: tables.join(", "),
+    })
 }
 
 /// The name of the first part of a plan that is not a query (`COPY`, `CreateExternalTable`, ..).

@@ -14,3 +14,21 @@ pub const FREG_SEED_SEQUENCE: &str = "regsync.freg.seed.sequence";
 /// The Kafka sink's position, recorded in the lake (on `person_event`) once every message up to
 /// that feed sequence number is acknowledged by the broker.
 pub const KAFKA_FREG: &str = "regsync.kafka.freg";
+
+/// The writer lease (on `writer_lease`): a random token of the process holding it.
+pub const LEASE_HOLDER: &str = "regsync.lease.holder";
+/// The writer lease: the holding process, `host hash << 32 | pid`.
+pub const LEASE_PROCESS: &str = "regsync.lease.process";
+/// The writer lease: when it was last renewed, Unix milliseconds (0: released).
+pub const LEASE_RENEWED: &str = "regsync.lease.renewed";
+
+/// Every application transaction id a table may record, for `regsync status`.
+pub const ALL: &[&str] = &[
+    FREG_FEED,
+    FREG_SEED_BATCHES,
+    FREG_SEED_SEQUENCE,
+    KAFKA_FREG,
+    LEASE_HOLDER,
+    LEASE_PROCESS,
+    LEASE_RENEWED,
+];

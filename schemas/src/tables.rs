@@ -19,6 +19,9 @@ pub struct Table {
     pub schema: SchemaRef,
     /// Hive-style partition columns (part of `schema`).
     pub partition_columns: &'static [&'static str],
+    /// Columns maintenance clusters the rows by (Z-order) within each partition, so that file
+    /// statistics prune the filters queries use; empty: compaction only.
+    pub cluster_columns: &'static [&'static str],
 }
 
 fn ts() -> DataType {
@@ -71,6 +74,7 @@ pub static PERSON: LazyLock<Table> = LazyLock::new(|| {
         description: "current state of every person, one row per person",
         schema: Arc::new(Schema::new(fields)),
         partition_columns: &["birth_year"],
+        cluster_columns: &["municipality_number", "birth_date"],
     }
 });
 
@@ -86,6 +90,7 @@ pub static PERSON_HISTORY: LazyLock<Table> = LazyLock::new(|| {
         description: "every version of every person, valid from valid_from until valid_to (null: current)",
         schema: Arc::new(Schema::new(fields)),
         partition_columns: &["birth_year"],
+        cluster_columns: &["municipality_number", "birth_date"],
     }
 });
 
@@ -104,6 +109,7 @@ pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| Table {
         Field::new("recorded_at", ts(), false),
     ])),
     partition_columns: &[],
+    cluster_columns: &[],
 });
 
 /// `dead_letter`: records that could not be normalised, with the reason and what is needed to
@@ -121,6 +127,7 @@ pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
         Field::new("recorded_at", ts(), false),
     ])),
     partition_columns: &[],
+    cluster_columns: &[],
 });
 
 /// `kafka_sink`: one row per slice published to Kafka; its commits carry the Kafka sink's
@@ -136,6 +143,21 @@ pub static KAFKA_SINK: LazyLock<Table> = LazyLock::new(|| Table {
         Field::new("published_at", ts(), false),
     ])),
     partition_columns: &[],
+    cluster_columns: &[],
+});
+
+/// `writer_lease`: no rows; its commits carry the lease of the one worker that writes the lake
+/// (`schemas::cursor::LEASE_*`), renewed while it runs.
+pub static WRITER_LEASE: LazyLock<Table> = LazyLock::new(|| Table {
+    name: "writer_lease",
+    description: "no rows: its log holds the lease of the worker that writes this lake",
+    schema: Arc::new(Schema::new(vec![Field::new(
+        "holder",
+        DataType::Int64,
+        true,
+    )])),
+    partition_columns: &[],
+    cluster_columns: &[],
 });
 
 /// The tables the feed worker writes, in the order it commits them.
@@ -143,13 +165,14 @@ pub static TABLES: LazyLock<[&'static Table; 4]> =
     LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
 
 /// Every lake table.
-pub static ALL_TABLES: LazyLock<[&'static Table; 5]> = LazyLock::new(|| {
+pub static ALL_TABLES: LazyLock<[&'static Table; 6]> = LazyLock::new(|| {
     [
         &*PERSON,
         &*PERSON_HISTORY,
         &*PERSON_EVENT,
         &*DEAD_LETTER,
         &*KAFKA_SINK,
+        &*WRITER_LEASE,
     ]
 });
 

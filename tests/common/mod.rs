@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -337,4 +339,69 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// The random timings of a test that kills processes, from `KILL_SEED` or a fresh seed, printed
+/// so that a failure can be replayed.
+pub fn kill_rng(test: &str) -> rand::rngs::SmallRng {
+    use rand::SeedableRng;
+    let seed: u64 = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("{test}: kill timings from seed {seed} (replay with KILL_SEED={seed})");
+    rand::rngs::SmallRng::seed_from_u64(seed)
+}
+
+/// Starts `regsync run ARGS` twice on one lake, the second `stagger` after the first, and waits
+/// (at most `within`) until one of them exits. Returns the output of the one that exited and the
+/// one still running.
+pub fn race_two_workers(args: &[&str], stagger: Duration, within: Duration) -> (Output, Child) {
+    let spawn = || {
+        Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn regsync run")
+    };
+    let mut first = spawn();
+    std::thread::sleep(stagger);
+    let mut second = spawn();
+    let deadline = Instant::now() + within;
+    loop {
+        if first.try_wait().expect("try_wait").is_some() {
+            return (first.wait_with_output().expect("output"), second);
+        }
+        if second.try_wait().expect("try_wait").is_some() {
+            return (second.wait_with_output().expect("output"), first);
+        }
+        if Instant::now() > deadline {
+            let _ = first.kill();
+            let _ = second.kill();
+            panic!("two workers ran on one lake for {within:?} and neither stopped");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The exited worker of [`race_two_workers`] stopped because the other held the lake: exit
+/// code 3 and one clear line; the other is still running (and is stopped here).
+pub fn assert_stopped_as_second_writer(exited: &Output, mut other: Child) {
+    let stderr = String::from_utf8_lossy(&exited.stderr);
+    let still_running = other.try_wait().expect("try_wait").is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(
+        exited.status.code(),
+        Some(3),
+        "a worker that finds another on its lake exits with 3: {stderr}"
+    );
+    assert!(
+        stderr.contains("another `regsync run` holds this lake") && stderr.contains("position"),
+        "says what happened, with the table and position: {stderr}"
+    );
+    assert!(still_running, "the other worker goes on");
 }

@@ -143,23 +143,43 @@ fn to_messages(
     shape: impl Fn(&mut Map<String, Value>) -> bool,
 ) -> Result<Vec<Message>, TransformError> {
     let seqs = sequences(batch, sequence_column);
-    Ok(rows_as_json(batch)?
+    if seqs.len() != batch.num_rows() {
+        return Err(TransformError::Malformed {
+            what: "rows for messages",
+            reason: format!("no whole Int64 column `{sequence_column}`"),
+        });
+    }
+    rows_as_json(batch)?
         .into_iter()
         .zip(seqs)
         .map(|(mut row, sequence)| {
             let text = |column: &str| row.get(column).and_then(Value::as_str).map(str::to_owned);
-            let (key, time) = (text("person_id").unwrap_or_default(), text(time_column));
+            // A message without its key or with an empty value would be wrong on the topic:
+            // keyless, or read as a tombstone. Either is an error, never a message.
+            let key = text("person_id").ok_or_else(|| TransformError::Malformed {
+                what: "rows for messages",
+                reason: format!("a row at sequence {sequence} has no person_id"),
+            })?;
+            let time = text(time_column);
             let tombstone = shape(&mut row);
-            let value =
-                (!tombstone).then(|| serde_json::to_vec(&Value::Object(row)).unwrap_or_default());
-            Message {
+            let value = if tombstone {
+                None
+            } else {
+                Some(serde_json::to_vec(&Value::Object(row)).map_err(|e| {
+                    TransformError::Malformed {
+                        what: "message value",
+                        reason: format!("person {key} at sequence {sequence}: {e}"),
+                    }
+                })?)
+            };
+            Ok(Message {
                 headers: headers(topic, &key, sequence, time.as_deref()),
                 key,
                 value,
                 sequence,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// `person` rows to change-topic messages: one per person, a tombstone for a ceased person.

@@ -1,0 +1,249 @@
+//! One writer per lake: the worker holds a lease, recorded in the `writer_lease` table's log and
+//! renewed while it runs.
+//!
+//! A second `regsync run` against the same lake finds the lease renewed less than [`TTL`] ago
+//! and stops at once with [`IngestError::LakeHeld`] (exit code 3), before it writes anything or
+//! publishes a message. A lease whose holder is gone is taken over: at once when the holder was
+//! a process on this host that no longer runs (a crash, SIGKILL), otherwise once it has not been
+//! renewed for [`TTL`]. Taking and renewing are Delta commits that record the lease's
+//! application transactions, so two processes taking it at the same moment conflict and one
+//! stops; a holder that was paused past the TTL and lost the lease finds out at its next renewal
+//! and stops. Delta's own optimistic concurrency (every commit records the feed position) stays
+//! the backstop for the lake's tables.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use schemas::cursor::{LEASE_HOLDER, LEASE_PROCESS, LEASE_RENEWED};
+use schemas::tables::WRITER_LEASE;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use url::Url;
+
+use crate::IngestError;
+use crate::lake::Lake;
+
+/// How long a lease stays valid without renewal.
+pub const TTL: Duration = Duration::from_secs(30);
+/// How often the holder renews it.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// The lease this process holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    held: Arc<AtomicBool>,
+    lost: Arc<Mutex<Option<IngestError>>>,
+    stop: CancellationToken,
+    done: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// This host, hashed (FNV-1a, 31 bits) to fit beside a pid in one number.
+fn host_hash() -> i64 {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.trim().bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    i64::from(h & 0x7fff_ffff)
+}
+
+fn this_process() -> i64 {
+    (host_hash() << 32) | i64::from(std::process::id())
+}
+
+/// Whether a process of this host with this pid is a running `regsync`.
+fn running_here(pid: i64) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("regsync"))
+        .unwrap_or(false)
+}
+
+/// Who holds the lake's lease now, if anyone does (renewed less than [`TTL`] ago).
+pub async fn holder(url: &Url) -> Result<Option<String>, IngestError> {
+    let table = crate::lake::table_url(url, &WRITER_LEASE);
+    let Ok(delta) = deltalake::open_table(table).await else {
+        return Ok(None);
+    };
+    let err = |e: deltalake::DeltaTableError| IngestError::Lake {
+        table: WRITER_LEASE.name,
+        url: url.to_string(),
+        source: Box::new(e),
+    };
+    let state = delta.snapshot().map_err(err)?;
+    let read = |app: &'static str| {
+        let state = state.clone();
+        let store = delta.log_store();
+        async move { state.transaction_version(store.as_ref(), app).await }
+    };
+    let renewed = read(LEASE_RENEWED).await.map_err(err)?.unwrap_or(0);
+    let process = read(LEASE_PROCESS).await.map_err(err)?.unwrap_or(0);
+    let age = now_ms() - renewed;
+    if renewed == 0 || age > i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX) {
+        return Ok(None);
+    }
+    let (host, pid) = (process >> 32, process & 0xffff_ffff);
+    if host == host_hash() && !running_here(pid) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "process {pid} on {} (lease renewed {} s ago)",
+        if host == host_hash() {
+            "this host"
+        } else {
+            "another host"
+        },
+        age / 1000
+    )))
+}
+
+impl Lease {
+    /// Takes the lease of the lake, or says who holds it. The lease is renewed in the
+    /// background until [`Lease::release`]; if it is lost, `shutdown` is cancelled and
+    /// [`Lease::lost`] says why.
+    pub async fn acquire(url: &Url, shutdown: &CancellationToken) -> Result<Self, IngestError> {
+        let mut lake = Lake::open(url).await?;
+        let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
+        let process = lake
+            .position(&WRITER_LEASE, LEASE_PROCESS)
+            .await?
+            .unwrap_or(0);
+        let renewed = lake
+            .position(&WRITER_LEASE, LEASE_RENEWED)
+            .await?
+            .unwrap_or(0);
+        let age = Duration::from_millis(u64::try_from(now_ms() - renewed).unwrap_or(0));
+        if holder.is_some_and(|h| h != 0) && renewed > 0 && age < TTL {
+            let (host, pid) = (process >> 32, process & 0xffff_ffff);
+            let here = host == host_hash();
+            let gone = here && (pid == i64::from(std::process::id()) || !running_here(pid));
+            if !gone {
+                let position = lake
+                    .position(&schemas::tables::PERSON, schemas::cursor::FREG_FEED)
+                    .await?
+                    .unwrap_or(0);
+                return Err(IngestError::LakeHeld {
+                    table: schemas::tables::PERSON.name,
+                    url: url.to_string(),
+                    app: schemas::cursor::FREG_FEED.to_owned(),
+                    ours: position,
+                    theirs: Some(position),
+                    reason: format!(
+                        "its lease was renewed {} s ago by process {pid} on {}",
+                        age.as_secs(),
+                        if here { "this host" } else { "another host" }
+                    ),
+                });
+            }
+            info!(pid, "taking over the lease of a worker that no longer runs");
+        }
+        let token = i64::from(rand::random::<u32>()) << 16 | 1;
+        lake.mark(
+            &WRITER_LEASE,
+            &[
+                (LEASE_HOLDER, token),
+                (LEASE_PROCESS, this_process()),
+                (LEASE_RENEWED, now_ms()),
+            ],
+        )
+        .await?;
+        let lease = Self {
+            held: Arc::new(AtomicBool::new(true)),
+            lost: Arc::default(),
+            stop: CancellationToken::new(),
+            done: Arc::default(),
+        };
+        let task = tokio::spawn(renew(lake, token, lease.clone(), shutdown.clone()));
+        *lease.done.lock().await = Some(task);
+        Ok(lease)
+    }
+
+    /// Whether the lease is still held (checked before anything leaves the process).
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Why the lease was lost, if it was.
+    pub async fn lost(&self) -> Option<IngestError> {
+        self.lost.lock().await.take()
+    }
+
+    /// Stops renewing and releases the lease, so that the next start takes it at once.
+    pub async fn release(&self) {
+        self.stop.cancel();
+        if let Some(task) = self.done.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Renews the lease until released (then releases it) or lost (then stops the worker).
+async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RENEW_EVERY) => {}
+            () = lease.stop.cancelled() => break,
+        }
+        let result = async {
+            lake.refresh().await?;
+            let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
+            if holder != Some(token) {
+                return Err(IngestError::LakeHeld {
+                    table: WRITER_LEASE.name,
+                    url: lake.url().to_string(),
+                    app: LEASE_HOLDER.to_owned(),
+                    ours: 0,
+                    theirs: None,
+                    reason: "another process took over this worker's lease (was it paused for longer than the lease lasts?)".into(),
+                });
+            }
+            lake.mark(
+                &WRITER_LEASE,
+                &[
+                    (LEASE_HOLDER, token),
+                    (LEASE_PROCESS, this_process()),
+                    (LEASE_RENEWED, now_ms()),
+                ],
+            )
+            .await
+        }
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(e) if e.lake_held() => {
+                warn!(error = %e, "lost the lake's lease; stopping");
+                lease.held.store(false, Ordering::SeqCst);
+                *lease.lost.lock().await = Some(e);
+                shutdown.cancel();
+                return;
+            }
+            // A store that fails now and then: the lease lasts three renewals.
+            Err(e) => warn!(error = %e, "renewing the lake's lease failed; trying again"),
+        }
+    }
+    // Released: the next start need not wait for the lease to expire.
+    if lease.held() {
+        let _ = lake.refresh().await;
+        if let Err(e) = lake
+            .mark(
+                &WRITER_LEASE,
+                &[
+                    (LEASE_HOLDER, token),
+                    (LEASE_PROCESS, this_process()),
+                    (LEASE_RENEWED, 0),
+                ],
+            )
+            .await
+        {
+            warn!(error = %e, "releasing the lake's lease failed; the next start waits for it to expire");
+        }
+        lease.held.store(false, Ordering::SeqCst);
+    }
+}

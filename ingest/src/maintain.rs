@@ -1,0 +1,311 @@
+//! Keeping the lake healthy, and saying how it stands.
+//!
+//! [`maintain`] compacts each table's small files (OPTIMIZE; Z-ordered on the table's
+//! `cluster_columns` within each partition, so that file statistics prune the kommune and
+//! birth-date filters of citizen lists), writes a checkpoint of the log and removes expired log
+//! entries, then VACUUMs files no version younger than the retention needs: time travel stays
+//! possible for the retention period. The worker runs it on its schedule and `regsync maintain`
+//! on demand; [`table_stats`] is what `regsync status` prints.
+//!
+//! Maintenance commits record no source position, so a worker whose MERGE loses a race against
+//! it sees a transient conflict, reads the lake again and repeats the batch from its positions.
+
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::{DeltaTable, DeltaTableError, FilterOp, FilterValue};
+use futures::StreamExt;
+use schemas::tables::{ALL_TABLES, Table};
+use serde::Deserialize;
+use tracing::info;
+use url::Url;
+
+use crate::IngestError;
+use crate::lake::table_url;
+
+/// How maintenance runs (the pipeline's `[maintenance]`, or `regsync maintain`'s flags).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainOptions {
+    /// How often the worker maintains the lake while it runs (`"0s"`: never).
+    #[serde(
+        default = "default_every",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub every: Duration,
+    /// How long removed files are kept, so that time travel (`--as-of` over table versions,
+    /// an analyst's `VERSION AS OF`) works this far back.
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub vacuum_retention: Duration,
+    /// The size compaction aims at for each file.
+    #[serde(default = "default_target")]
+    pub target_file_bytes: u64,
+    /// Z-order tables with cluster columns (otherwise: bin-packing compaction only).
+    #[serde(default = "yes")]
+    pub zorder: bool,
+}
+
+fn default_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_target() -> u64 {
+    128 * 1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for MaintainOptions {
+    fn default() -> Self {
+        Self {
+            every: default_every(),
+            vacuum_retention: default_retention(),
+            target_file_bytes: default_target(),
+            zorder: true,
+        }
+    }
+}
+
+/// How a table stands.
+#[derive(Debug, Clone)]
+pub struct TableStats {
+    /// The table.
+    pub table: &'static str,
+    /// Its Delta version.
+    pub version: i64,
+    /// Data files in the current version.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Rows, from the files' statistics.
+    pub rows: u64,
+    /// When the last commit was made.
+    pub last_commit: Option<DateTime<Utc>>,
+    /// The sources' positions it records (application transaction id, version).
+    pub positions: Vec<(&'static str, i64)>,
+}
+
+/// What maintaining one table did.
+#[derive(Debug, Clone)]
+pub struct Maintained {
+    /// Before.
+    pub before: TableStats,
+    /// After.
+    pub after: TableStats,
+    /// Files compaction rewrote into `files_added`.
+    pub files_removed: u64,
+    /// Files compaction wrote.
+    pub files_added: u64,
+    /// Files VACUUM deleted from storage.
+    pub files_vacuumed: usize,
+}
+
+fn error(table: &'static Table, url: &Url) -> impl Fn(DeltaTableError) -> IngestError + use<> {
+    let url = url.to_string();
+    move |e| IngestError::Lake {
+        table: table.name,
+        url: url.clone(),
+        source: Box::new(e),
+    }
+}
+
+/// Opens a table that must exist.
+async fn open(lake: &Url, table: &'static Table) -> Result<DeltaTable, IngestError> {
+    let url = table_url(lake, table);
+    deltalake::open_table(url.clone())
+        .await
+        .map_err(error(table, &url))
+}
+
+/// A table's files, size, rows, last commit and positions.
+pub async fn table_stats(
+    delta: &DeltaTable,
+    table: &'static Table,
+) -> Result<TableStats, IngestError> {
+    let err = error(table, &delta.table_url().clone());
+    let state = delta.snapshot().map_err(&err)?;
+    let (mut files, mut bytes, mut rows) = (0usize, 0u64, 0u64);
+    for file in state.log_data().iter() {
+        files += 1;
+        bytes += u64::try_from(file.size()).unwrap_or(0);
+        rows += file.num_records().unwrap_or(0) as u64;
+    }
+    let mut positions = Vec::new();
+    for app in schemas::cursor::ALL {
+        if let Some(v) = state
+            .transaction_version(delta.log_store().as_ref(), app)
+            .await
+            .map_err(&err)?
+        {
+            positions.push((*app, v));
+        }
+    }
+    let last_commit = match delta.history(Some(1)).next().await {
+        Some(info) => info
+            .map_err(&err)?
+            .timestamp
+            .and_then(DateTime::from_timestamp_millis),
+        None => None,
+    };
+    Ok(TableStats {
+        table: table.name,
+        version: delta
+            .version()
+            .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+        files,
+        bytes,
+        rows,
+        last_commit,
+        positions,
+    })
+}
+
+/// The values of the first partition column that more than one data file shares.
+fn crowded_partitions(delta: &DeltaTable, table: &'static Table) -> Vec<String> {
+    let Some(column) = table.partition_columns.first() else {
+        return Vec::new();
+    };
+    let Ok(state) = delta.snapshot() else {
+        return Vec::new();
+    };
+    let prefix = format!("{column}=");
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for file in state.log_data().iter() {
+        let path = file.path();
+        if let Some(value) = path
+            .split('/')
+            .find_map(|segment| segment.strip_prefix(prefix.as_str()))
+        {
+            *counts.entry(value.to_owned()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// A table missing from a lake written before it existed (every table but `person`, whose
+/// absence means there is no lake).
+fn optional(e: &IngestError, table: &'static Table) -> bool {
+    e.missing_table().is_some() && table.name != schemas::tables::PERSON.name
+}
+
+/// Every table's stats.
+pub async fn lake_stats(lake: &Url) -> Result<Vec<TableStats>, IngestError> {
+    let mut out = Vec::new();
+    for table in ALL_TABLES.iter() {
+        let delta = match open(lake, table).await {
+            Err(e) if optional(&e, table) => continue,
+            other => other?,
+        };
+        out.push(table_stats(&delta, table).await?);
+    }
+    Ok(out)
+}
+
+/// Compacts, checkpoints and vacuums every table of the lake.
+pub async fn maintain(
+    lake: &Url,
+    options: &MaintainOptions,
+) -> Result<Vec<Maintained>, IngestError> {
+    let mut out = Vec::new();
+    for table in ALL_TABLES.iter() {
+        match maintain_table(lake, table, options).await {
+            Err(e) if optional(&e, table) => continue,
+            other => out.push(other?),
+        }
+    }
+    Ok(out)
+}
+
+async fn maintain_table(
+    lake: &Url,
+    table: &'static Table,
+    options: &MaintainOptions,
+) -> Result<Maintained, IngestError> {
+    let url = table_url(lake, table);
+    let err = error(table, &url);
+    let delta = open(lake, table).await?;
+    let before = table_stats(&delta, table).await?;
+    let target =
+        NonZeroU64::new(options.target_file_bytes.max(1024 * 1024)).expect("at least a megabyte");
+    let zorder = options.zorder && !table.cluster_columns.is_empty();
+    // Z-order rewrites every file of the partitions it is given: give it only the partitions
+    // holding more than one file (one file per partition is already clustered).
+    let crowded = if zorder {
+        crowded_partitions(&delta, table)
+    } else {
+        Vec::new()
+    };
+    let (delta, metrics) = match (zorder, table.partition_columns.first()) {
+        (true, Some(column)) if !crowded.is_empty() => {
+            let values: Vec<&str> = crowded.iter().map(String::as_str).collect();
+            let filters = [(*column, FilterOp::In, FilterValue::Set(values))];
+            let columns = table
+                .cluster_columns
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            delta
+                .optimize()
+                .with_type(OptimizeType::ZOrder(columns))
+                .with_filters(&filters)
+                .with_target_size(target)
+                .await
+                .map_err(&err)?
+        }
+        (true, Some(_)) => (delta, Default::default()),
+        _ if before.files > 1 => delta
+            .optimize()
+            .with_type(OptimizeType::Compact)
+            .with_target_size(target)
+            .await
+            .map_err(&err)?,
+        _ => (delta, Default::default()),
+    };
+    deltalake::checkpoints::create_checkpoint(&delta, None)
+        .await
+        .map_err(&err)?;
+    deltalake::checkpoints::cleanup_metadata(&delta, None)
+        .await
+        .map_err(&err)?;
+    let retention =
+        chrono::Duration::from_std(options.vacuum_retention).unwrap_or(chrono::Duration::MAX);
+    let (delta, vacuumed) = delta
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        // Also files no commit references (a commit that failed or was killed after writing
+        // them), once they are older than the retention.
+        .with_mode(VacuumMode::Full)
+        .await
+        .map_err(&err)?;
+    let after = table_stats(&delta, table).await?;
+    info!(
+        table = table.name,
+        files_before = before.files,
+        files_after = after.files,
+        bytes_before = before.bytes,
+        bytes_after = after.bytes,
+        files_vacuumed = vacuumed.files_deleted.len(),
+        "maintained"
+    );
+    Ok(Maintained {
+        before,
+        after,
+        files_removed: metrics.num_files_removed,
+        files_added: metrics.num_files_added,
+        files_vacuumed: vacuumed.files_deleted.len(),
+    })
+}

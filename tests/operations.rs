@@ -1,0 +1,238 @@
+//! What an operator runs and reads: maintenance beside a running worker, `regsync status`, and
+//! one clear line for a missing lake or an unknown table.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// `regsync status` rows by table: (rows, files).
+fn status(lake: &std::path::Path) -> std::collections::HashMap<String, (u64, u64)> {
+    let out = regsync(&["status", "--lake", lake.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "regsync status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let rows = cols.get(2)?.parse().ok()?;
+            let files = cols.get(3)?.parse().ok()?;
+            Some((cols[0].to_owned(), (rows, files)))
+        })
+        .collect()
+}
+
+fn maintain(lake: &std::path::Path, retention: &str) {
+    let out = regsync(&[
+        "maintain",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--retention",
+        retention,
+    ]);
+    assert!(
+        out.status.success(),
+        "regsync maintain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn maintenance_beside_a_running_worker_compacts_and_loses_nothing() {
+    let sim = Simulator::start(&[
+        "--persons",
+        "3000",
+        "--seed",
+        "47",
+        "--events-per-sec",
+        "150",
+        "--max-events",
+        "3500",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let lake = dir.path().join("lake");
+    let mut worker = Command::new(BIN)
+        .args(["run", pipeline.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Maintenance twice while the worker commits (time travel kept: the default retention).
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_secs(6));
+        maintain(&lake, "7d");
+    }
+    let head = sim.wait_until_quiet();
+    let still_running = worker.try_wait().unwrap().is_none();
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(
+        still_running,
+        "the worker went on beside maintenance (a MERGE that loses a race to it is repeated)"
+    );
+    run_until_caught_up(&pipeline);
+    assert_events_exactly_once(&lake, head);
+    assert_state_matches(&lake, &sim);
+
+    let list = |lake: &std::path::Path| {
+        regsync(&[
+            "cohort",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--municipality",
+            "0301",
+            "--born-from",
+            "1950-01-01",
+            "--born-to",
+            "2020-12-31",
+        ])
+        .stdout
+    };
+    let before = status(&lake);
+    let list_before = list(&lake);
+    maintain(&lake, "0s");
+    let after = status(&lake);
+    for table in ["person", "person_history", "person_event"] {
+        let (rows_b, files_b) = before[table];
+        let (rows_a, files_a) = after[table];
+        assert_eq!(rows_a, rows_b, "{table}: maintenance keeps every row");
+        assert!(
+            files_a < files_b,
+            "{table}: compaction leaves fewer files ({files_b} -> {files_a})"
+        );
+    }
+    // At most one file per birth-year partition after compaction.
+    let years = sql(&lake, "SELECT count(DISTINCT birth_year) AS n FROM person");
+    assert!(after["person"].1 <= years[0]["n"].as_u64().unwrap());
+    assert_eq!(list(&lake), list_before, "the same citizen list");
+    assert_state_matches(&lake, &sim);
+    // VACUUM with no retention removed the files older versions needed, and nothing else.
+    let data_files = walk_parquet(&lake.join("person"));
+    assert_eq!(data_files as u64, after["person"].1, "no file left behind");
+}
+
+fn walk_parquet(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() && !p.ends_with("_delta_log") {
+                walk_parquet(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "parquet"))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_missing_lake_and_an_unknown_table_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().to_str().unwrap();
+    for args in [
+        vec!["sql", "--lake", empty, "SELECT 1"],
+        vec![
+            "cohort",
+            "--lake",
+            empty,
+            "--municipality",
+            "5035",
+            "--born-from",
+            "2019-01-01",
+            "--born-to",
+            "2019-12-31",
+        ],
+        vec!["status", "--lake", empty],
+        vec!["maintain", "--lake", empty],
+    ] {
+        let out = regsync(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} exits non-zero");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("no lake at {empty} (no Delta table `person`)")),
+            "{args:?}: {stderr}"
+        );
+    }
+    let sim = Simulator::start(&["--persons", "500", "--seed", "3", "--events-per-sec", "0"]);
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    run_until_caught_up(&pipeline);
+    let lake = dir.path().join("lake");
+    let out = regsync(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "SELECT * FROM nosuch",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.trim(),
+        "error: no table `nosuch`; tables: dead_letter, kafka_sink, person, person_event, person_history, writer_lease"
+    );
+    let out = regsync(&["sql", "--lake", lake.to_str().unwrap(), "SELEC 1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("SELEC") && stderr.matches("ParserError").count() <= 1,
+        "names what it could not read, once: {stderr}"
+    );
+}
+
+#[test]
+fn the_worker_maintains_the_lake_on_its_schedule() {
+    let sim = Simulator::start(&[
+        "--persons",
+        "2000",
+        "--seed",
+        "53",
+        "--events-per-sec",
+        "100",
+        "--max-events",
+        "1500",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 50);
+    let mut text = std::fs::read_to_string(&pipeline).unwrap();
+    text.push_str("[maintenance]\nevery = \"3s\"\n");
+    std::fs::write(&pipeline, text).unwrap();
+    let lake = dir.path().join("lake");
+    let mut worker = Command::new(BIN)
+        .args(["run", pipeline.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let head = sim.wait_until_quiet();
+    std::thread::sleep(Duration::from_secs(4));
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let optimized = std::fs::read_dir(lake.join("person").join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"operation\":\"OPTIMIZE\"")
+        })
+        .count();
+    assert!(optimized > 0, "the worker compacted person while it ran");
+    run_until_caught_up(&pipeline);
+    assert_events_exactly_once(&lake, head);
+    assert_state_matches(&lake, &sim);
+}
