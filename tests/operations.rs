@@ -236,3 +236,92 @@ fn the_worker_maintains_the_lake_on_its_schedule() {
     assert_events_exactly_once(&lake, head);
     assert_state_matches(&lake, &sim);
 }
+
+/// A metric's value for the population register.
+fn metric(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name}{{register=\"freg\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_and_health_follow_the_worker() {
+    let sim = Simulator::start(&[
+        "--persons",
+        "2000",
+        "--seed",
+        "59",
+        "--events-per-sec",
+        "50",
+        "--max-events",
+        "1500",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut worker = Command::new(BIN)
+        .args(["run", pipeline.to_str().unwrap(), "--metrics-listen", &addr])
+        .args(["--healthy-lag", "200"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut seen_unhealthy = false;
+    let healthy = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never said 200"
+        );
+        match http_get(&addr, "/healthz") {
+            Some((200, body)) => break body,
+            Some((503, body)) => {
+                assert!(body.starts_with("unhealthy: "), "{body}");
+                seen_unhealthy = true;
+            }
+            Some(other) => panic!("/healthz: {other:?}"),
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(healthy.starts_with("ok: freg: lag "), "{healthy}");
+    assert!(seen_unhealthy, "503 before the worker caught up");
+    let head = sim.wait_until_quiet();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let (status, text) = http_get(&addr, "/metrics").expect("/metrics answers");
+        assert_eq!(status, 200);
+        if metric(&text, "regsync_feed_position") as i64 >= head {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "position reaches {head}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let seeded = seed_sequence(&dir.path().join("lake"));
+    assert_eq!(
+        metric(&text, "regsync_events_applied_total") as i64,
+        head - seeded,
+        "every entry after the seed counted once"
+    );
+    assert_eq!(metric(&text, "regsync_feed_lag_sequences"), 0.0);
+    assert_eq!(metric(&text, "regsync_feed_lag_seconds"), 0.0);
+    assert!(metric(&text, "regsync_persons_seeded_total") >= 2000.0);
+    assert!(metric(&text, "regsync_commit_seconds_count") > 0.0);
+    assert!(text.contains("# TYPE regsync_retries_total counter"));
+    let rss: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("regsync_resident_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss > 1e6, "resident memory {rss}");
+}

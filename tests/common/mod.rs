@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod kafka;
+pub mod s3;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -12,6 +14,53 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_regsync");
+
+/// A plain HTTP/1.1 GET over a TCP socket: status and body (`None`: no answer).
+pub fn http_get(host: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = &raw[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Some((status, String::from_utf8(body).ok()?))
+}
+
+/// Environment every `regsync` process of this test binary gets (set once, e.g. S3 settings).
+static EXTRA_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Gives every `regsync` process started from now on these environment variables.
+pub fn set_regsync_env(vars: &[(&str, &str)]) {
+    let _ = EXTRA_ENV.set(
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+}
+
+/// A `regsync` command with the test binary's extra environment.
+pub fn regsync_cmd() -> Command {
+    let mut command = Command::new(BIN);
+    for (k, v) in EXTRA_ENV.get().into_iter().flatten() {
+        command.env(k, v);
+    }
+    command
+}
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
@@ -65,33 +114,12 @@ impl Simulator {
         panic!("simulator did not start on {listen}");
     }
 
-    /// A plain HTTP/1.1 GET over a TCP socket; `None` unless it answers 200.
+    /// A GET of the simulator; `None` unless it answers 200.
     fn get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let host = self.url.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(host).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).ok()?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-        let body = &raw[split + 4..];
-        if !head.starts_with("http/1.1 200") {
-            return None;
+        match http_get(self.url.trim_start_matches("http://"), path)? {
+            (200, body) => Some(body),
+            _ => None,
         }
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(body)
-        } else {
-            body.to_vec()
-        };
-        String::from_utf8(body).ok()
     }
 
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
@@ -190,6 +218,16 @@ impl Simulator {
 
 /// A pipeline file for a simulator in `dir`, with small batches so that tests commit often.
 pub fn pipeline(dir: &Path, url: &str, batch_events: usize) -> PathBuf {
+    pipeline_at(
+        dir,
+        url,
+        batch_events,
+        &dir.join("lake").display().to_string(),
+    )
+}
+
+/// [`pipeline`] with the lake at `lake` (a path or an `s3://` URL).
+pub fn pipeline_at(dir: &Path, url: &str, batch_events: usize, lake: &str) -> PathBuf {
     let text = format!(
         r#"name = "freg-test"
 [source]
@@ -207,7 +245,7 @@ fetch_concurrency = 3
 poll_interval = "200ms"
 gap_timeout = "3s"
 "#,
-        dir.join("lake").display()
+        lake
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).expect("write pipeline");
@@ -216,7 +254,7 @@ gap_timeout = "3s"
 
 /// Runs `regsync` with arguments to completion.
 pub fn regsync(args: &[&str]) -> Output {
-    Command::new(BIN)
+    regsync_cmd()
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
@@ -358,7 +396,7 @@ pub fn kill_rng(test: &str) -> rand::rngs::SmallRng {
 /// one still running.
 pub fn race_two_workers(args: &[&str], stagger: Duration, within: Duration) -> (Output, Child) {
     let spawn = || {
-        Command::new(BIN)
+        regsync_cmd()
             .arg("run")
             .args(args)
             .env("RUST_LOG", "warn")
