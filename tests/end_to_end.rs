@@ -134,15 +134,24 @@ fn a_seeded_lake_follows_from_the_extract_with_retention_on() {
 }
 
 #[test]
-fn a_lake_older_than_the_retention_is_told_to_seed_again() {
+fn a_lake_older_than_the_retention_is_seeded_again_in_place_keeping_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     // Seeded before any change; the register then makes 2000 and keeps the newest 500.
     let before = Simulator::start(&["--persons", "800", "--seed", "4", "--events-per-sec", "0"]);
     run_until_caught_up(&pipeline(dir.path(), &before.url, 500));
     drop(before);
-    for (shape, said) in [("406", "seeded again"), ("gone", "1..=1500 are missing")] {
-        let after = Simulator::start(&[
+    let seeded_versions = |lake: &std::path::Path| {
+        sql(
+            lake,
+            "SELECT count(*) AS n FROM person_history WHERE sequence = 0",
+        )[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let versions_before = seeded_versions(&lake);
+    let after = |shape: &str| {
+        let sim = Simulator::start(&[
             "--persons",
             "800",
             "--seed",
@@ -156,8 +165,20 @@ fn a_lake_older_than_the_retention_is_told_to_seed_again() {
             "--expired-feed",
             shape,
         ]);
-        after.wait_until_quiet();
-        let path = pipeline(dir.path(), &after.url, 500);
+        sim.wait_until_quiet();
+        sim
+    };
+    // A register that answers with a later page (not 406) cannot be told from a hole: stop.
+    // A 406 with re-seeding off: stop, saying so.
+    for (shape, extra, said) in [
+        ("gone", "", "1..=1500 are missing"),
+        ("406", "reseed_on_expiry = false\n", "seeded again"),
+    ] {
+        let sim = after(shape);
+        let path = pipeline(dir.path(), &sim.url, 500);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(extra);
+        std::fs::write(&path, text).unwrap();
         let out = regsync(&["run", path.to_str().unwrap(), "--until-caught-up"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{shape}: the worker stops");
@@ -171,6 +192,35 @@ fn a_lake_older_than_the_retention_is_told_to_seed_again() {
             "{shape}: nothing after the hole is written"
         );
     }
+    // A 406 (the default): seeded again in place from the extract at the head.
+    let sim = after("406");
+    let path = pipeline(dir.path(), &sim.url, 500);
+    run_until_caught_up(&path);
+    assert_state_matches(&lake, &sim);
+    assert_eq!(
+        seeded_versions(&lake),
+        versions_before,
+        "the versions from before the re-seed are kept"
+    );
+    let gap = sql(&lake, "SELECT cursor, reason FROM dead_letter");
+    assert_eq!(gap.len(), 1, "{gap:?}");
+    assert_eq!(gap[0]["cursor"], "sequence=1..=2000");
+    let open = sql(
+        &lake,
+        "SELECT count(*) AS n FROM (SELECT person_id FROM person_history WHERE valid_to IS NULL GROUP BY person_id HAVING count(*) > 1)",
+    );
+    assert_eq!(
+        open[0]["n"].as_i64(),
+        Some(0),
+        "one open version per person"
+    );
+    let changed = sql(
+        &lake,
+        "SELECT count(*) AS n FROM person_history WHERE sequence = 2000",
+    )[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert!(changed > 0, "changed persons got a version at the re-seed");
 }
 
 #[test]

@@ -358,11 +358,11 @@ impl FregClient {
                 status: Some(406),
                 reason,
                 ..
-            }) => Err(IngestError::Feed {
+            }) => Err(IngestError::Expired {
                 source_name: SOURCE,
                 sequence: seq,
                 reason: format!(
-                    "the register no longer has this part of the feed (events are deleted after 36 months): the lake must be seeded again from the bulk extract into an empty location ({reason})"
+                    "the lake must be seeded again from the bulk extract (worker.reseed_on_expiry does it in place; {reason})"
                 ),
             }),
             other => other,

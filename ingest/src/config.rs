@@ -205,6 +205,11 @@ pub struct WorkerConfig {
     /// on (for a rights package that does not see every event).
     #[serde(default)]
     pub skip_gaps: bool,
+    /// When the register no longer has the feed from the lake's position (older than its
+    /// retention): `true` (the default) seeds again in place from the bulk extract, keeping the
+    /// tables' history; `false` stops the worker saying so.
+    #[serde(default = "yes")]
+    pub reseed_on_expiry: bool,
 }
 
 fn default_gap_timeout() -> Duration {
@@ -220,6 +225,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(2),
             gap_timeout: default_gap_timeout(),
             skip_gaps: false,
+            reseed_on_expiry: true,
         }
     }
 }

@@ -55,6 +55,19 @@ pub enum IngestError {
         /// Why.
         reason: String,
     },
+    /// The register no longer has the feed from the lake's position (older than its retention):
+    /// the lake must be seeded again.
+    #[error(
+        "{source_name}: feed position {sequence}: the register no longer has this part of the feed (events are deleted after 36 months): {reason}"
+    )]
+    Expired {
+        /// The register.
+        source_name: &'static str,
+        /// The position asked for.
+        sequence: i64,
+        /// The register's words, and what happens now.
+        reason: String,
+    },
     /// Getting a Maskinporten token failed.
     #[error("maskinporten token from {token_url}: {reason}")]
     Token {
@@ -148,7 +161,7 @@ impl IngestError {
             Self::Token { .. } => "token".into(),
             Self::Lake { .. } | Self::LakeHeld { .. } | Self::LakeRead(_) => "lake".into(),
             Self::Kafka { .. } => "kafka".into(),
-            Self::Feed { .. } => "feed".into(),
+            Self::Feed { .. } | Self::Expired { .. } => "feed".into(),
             Self::Config { .. } => "config".into(),
             Self::Transform(_) => "transform".into(),
         }

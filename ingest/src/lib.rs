@@ -29,6 +29,7 @@ pub mod maintain;
 pub mod maskinporten;
 pub mod metrics;
 pub mod publish;
+pub mod reseed;
 pub mod seed;
 pub mod worker;
 

@@ -22,6 +22,7 @@ use crate::kafka::KafkaSink;
 use crate::lake::{Lake, lake_url};
 use crate::lease::Lease;
 use crate::publish::{Publisher, publish_supervised};
+use crate::reseed::reseed;
 use crate::seed::seed;
 
 /// How to run.
@@ -73,7 +74,22 @@ async fn seed_and_follow(
     {
         return Ok(());
     }
-    follow(client, lake, pipeline, options, shutdown, report).await
+    let mut reseeded: Option<i64> = None;
+    loop {
+        match follow(client, lake, pipeline, options, shutdown, report).await {
+            // The register no longer has the feed from the lake's position: seed again in place
+            // (once: a register that refuses the position it just gave an extract at is broken).
+            Err(IngestError::Expired { sequence, .. })
+                if pipeline.worker.reseed_on_expiry && reseeded != Some(sequence - 1) =>
+            {
+                match reseed(client, lake, pipeline, shutdown, report, sequence).await? {
+                    Some(at) => reseeded = Some(at),
+                    None => return Ok(()),
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs the pipeline until `shutdown` (or, with `until_caught_up`, until the head is committed).

@@ -299,7 +299,7 @@ async fn a_seeded_lake_follows_from_the_extract_and_never_asks_for_older_entries
 }
 
 #[tokio::test]
-async fn a_lake_older_than_the_retention_says_it_must_be_seeded_again() {
+async fn a_lake_older_than_the_retention_says_it_must_be_seeded_again_when_reseeding_is_off() {
     let (url, _) = serve(Script {
         heads: vec![10, 5000],
         feed: Some(Box::new(|seq, _| {
@@ -314,7 +314,10 @@ async fn a_lake_older_than_the_retention_says_it_must_be_seeded_again() {
     .await;
     // Seeded at 10 (the register's head then); the register has since deleted 11..4000.
     let dir = tempfile::tempdir().unwrap();
-    let err = run(&url, dir.path(), "").await.unwrap_err().to_string();
+    let err = run(&url, dir.path(), "reseed_on_expiry = false")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("seeded again") && err.contains("11"), "{err}");
 }
 
