@@ -1,6 +1,7 @@
-//! `regsync run --metrics-listen ADDR`: `/metrics` (Prometheus text) and `/healthz` (200 when
-//! every register is caught up within the allowed lag and its publisher is not failing, else
-//! 503 with the reason).
+//! `regsync run --metrics-listen ADDR`: `/metrics` (Prometheus text), `/healthz` (readiness:
+//! 200 when every register is caught up within the allowed lag and its publisher is not failing,
+//! else 503 with the reason; a seed or a long catch-up is not ready, not dead) and `/livez`
+//! (liveness: 200 while the process serves).
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -24,6 +25,7 @@ pub async fn serve(listen: &str, max_lag: i64, shutdown: CancellationToken) -> a
                 )
             }),
         )
+        .route("/livez", get(|| async { "alive\n" }))
         .route(
             "/healthz",
             get(move || async move {

@@ -197,6 +197,7 @@ fn a_lake_older_than_the_retention_is_seeded_again_in_place_keeping_its_history(
     let path = pipeline(dir.path(), &sim.url, 500);
     run_until_caught_up(&path);
     assert_state_matches(&lake, &sim);
+    assert_no_withheld_address_anywhere(&lake);
     assert_eq!(
         seeded_versions(&lake),
         versions_before,

@@ -142,3 +142,79 @@ fn a_second_worker_with_kafka_on_the_same_lake_stops_and_the_topics_stay_whole()
     assert_event_topic(&broker, &lake, head);
     assert_person_topic(&broker, &lake);
 }
+
+#[test]
+fn a_publisher_failure_is_seen_while_the_worker_runs_and_publishing_resumes() {
+    let broker = Broker::start();
+    let addr = broker.addr.clone();
+    let sim = Simulator::start(&[
+        "--persons",
+        "2000",
+        "--seed",
+        "67",
+        "--events-per-sec",
+        "40",
+        "--max-events",
+        "2400",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut worker = regsync_cmd()
+        .args(["run", pipeline.to_str().unwrap(), "--kafka", &addr])
+        .args(["--metrics-listen", &metrics])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let value = |text: &str, name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{register=\"freg\"}} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(-1, |v| v as i64)
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some((_, text)) = http_get(&metrics, "/metrics")
+                && ok(&text)
+            {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "waited for {what}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_for("the first slice published", &|t| {
+        value(t, "regsync_kafka_position") > 0
+    });
+    // The broker dies and an empty one takes its place: its topics are gone.
+    drop(broker);
+    let replacement = Broker::start_at(&addr);
+    let failing = wait_for("the publisher's failure, while the worker runs", &|t| {
+        value(t, "regsync_kafka_failures_total") > 0
+    });
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker goes on while the publisher fails"
+    );
+    let head = sim.wait_until_quiet();
+    wait_for("publishing caught up on the new broker", &|t| {
+        value(t, "regsync_kafka_position") >= head && value(t, "regsync_feed_position") >= head
+    });
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(value(&failing, "regsync_feed_position") > 0);
+    // The new broker holds every sequence published since the failure, once, in order per key.
+    let messages = tail(&replacement, "freg.event.v1");
+    let mut seen: Vec<i64> = messages
+        .iter()
+        .map(|m| m["value"]["sequence"].as_i64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert!(!seen.is_empty(), "publishing resumed on the new broker");
+    let first = seen[0];
+    let want: Vec<i64> = (first..=head).collect();
+    assert_eq!(seen, want, "from the failure on, every sequence once");
+}

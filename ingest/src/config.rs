@@ -71,6 +71,14 @@ pub struct KafkaConfig {
     /// Feed sequence numbers per published slice, at most.
     #[serde(default = "default_slice")]
     pub slice_sequences: i64,
+    /// A broker that acknowledges nothing for this long counts as failed: the publisher
+    /// connects again and reads the topics' ends (the lake goes on meanwhile).
+    #[serde(default = "default_stall", deserialize_with = "duration")]
+    pub stall_timeout: Duration,
+}
+
+fn default_stall() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -103,6 +111,7 @@ impl KafkaConfig {
             include_confidential: false,
             poll_interval: default_kafka_poll(),
             slice_sequences: default_slice(),
+            stall_timeout: default_stall(),
         }
     }
 }
@@ -372,6 +381,11 @@ impl Pipeline {
             if k.slice_sequences <= 0 {
                 return Err("kafka.slice_sequences: must be above 0".into());
             }
+        }
+        if self.maintenance.vacuum_retention < Duration::from_secs(3600) {
+            // The worker vacuums beside its own commits and its publisher's: a shorter
+            // retention could remove a file written and not yet committed.
+            return Err("maintenance.vacuum_retention: at least \"1h\"".into());
         }
         if self.source.max_tries == 0 {
             return Err("source.max_tries: must be above 0".into());

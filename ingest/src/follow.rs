@@ -68,6 +68,12 @@ pub async fn follow(
     info!(from = start + 1, "following the feed");
     let metrics = crate::metrics::register(&pipeline.source.register);
     metrics.applied(0, 0, start);
+    let mut progress = crate::progress::Progress::new("catching up", "events", None);
+    if crate::progress::on_terminal()
+        && let Ok(head) = client.head().await
+    {
+        progress.set_total(u64::try_from(head - start).unwrap_or(0));
+    }
     let (tx, mut rx) = mpsc::channel::<FeedBatch>(2);
     let mut fetcher = tokio::spawn(fetch_loop(
         client.clone(),
@@ -110,6 +116,7 @@ pub async fn follow(
         .await?;
         metrics.commit(committing.elapsed());
         metrics.applied(applied.entries as u64, applied.dead_letters as u64, last);
+        progress.advance(applied.entries as u64);
         report.events += applied.entries as u64;
         report.dead_letters += applied.dead_letters as u64;
         report.position = last;
@@ -132,6 +139,7 @@ pub async fn follow(
             ))
         }),
     };
+    progress.finish();
     fetched?;
     report.position = table_positions.values().copied().min().unwrap_or(0);
     Ok(())

@@ -339,6 +339,13 @@ impl KafkaSink {
         Ok(n)
     }
 
+    /// Drops what is queued or in flight (after a failure): nothing of it is delivered late,
+    /// after the topics' ends have been read again.
+    pub fn purge(&self) {
+        self.producer
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+
     /// Waits for everything in flight.
     pub fn flush(&self) -> Result<(), IngestError> {
         self.producer

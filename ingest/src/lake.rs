@@ -256,6 +256,15 @@ impl Lake {
         Ok(())
     }
 
+    /// Reads one table's new log entries.
+    pub async fn refresh_table(&mut self, table: &'static Table) -> Result<(), IngestError> {
+        let err = lake_error(table, &self.url);
+        if let Some(delta) = self.tables.get_mut(table.name) {
+            delta.update_incremental(None).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
     /// A DataFusion session over the given tables as they were last read.
     pub async fn session(&self, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
         let ctx = SessionContext::new();

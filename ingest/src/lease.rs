@@ -34,6 +34,8 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Lease {
     held: Arc<AtomicBool>,
+    /// When the lease was last taken or renewed, on this process's clock.
+    renewed_at: Arc<std::sync::Mutex<std::time::Instant>>,
     lost: Arc<Mutex<Option<IngestError>>>,
     stop: CancellationToken,
     done: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -43,13 +45,25 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// This host, hashed (FNV-1a, 31 bits) to fit beside a pid in one number.
+/// This host, boot and pid namespace, hashed (FNV-1a, 31 bits) to fit beside a pid in one
+/// number: two processes with the same value see each other's pids, so a pid that no longer
+/// runs means a holder that is gone. Containers sharing a host name but not a pid namespace
+/// differ.
 fn host_hash() -> i64 {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_default();
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let identity = format!(
+        "{}|{}|{namespace}",
+        name.trim(),
+        read("/proc/sys/kernel/random/boot_id").trim()
+    );
     let mut h: u32 = 0x811c_9dc5;
-    for b in name.trim().bytes() {
+    for b in identity.bytes() {
         h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     i64::from(h & 0x7fff_ffff)
@@ -66,11 +80,54 @@ fn running_here(pid: i64) -> bool {
         .unwrap_or(false)
 }
 
+/// How long past [`TTL`] a lease is still respected (clocks, slow stores).
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// The lease as the lake records it: holder token, process, renewal time.
+async fn read_lease(lake: &Lake) -> Result<(Option<i64>, i64, i64), IngestError> {
+    let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
+    let process = lake
+        .position(&WRITER_LEASE, LEASE_PROCESS)
+        .await?
+        .unwrap_or(0);
+    let renewed = lake
+        .position(&WRITER_LEASE, LEASE_RENEWED)
+        .await?
+        .unwrap_or(0);
+    Ok((holder, process, renewed))
+}
+
+/// Whether the lease's renewal time changes from `seen` within `window`.
+async fn renewed_within(lake: &mut Lake, seen: i64, window: Duration) -> Result<bool, IngestError> {
+    let until = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        lake.refresh_table(&WRITER_LEASE).await?;
+        let (_, _, renewed) = read_lease(lake).await?;
+        if renewed != seen {
+            return Ok(renewed != 0);
+        }
+    }
+    Ok(false)
+}
+
 /// Who holds the lake's lease now, if anyone does (renewed less than [`TTL`] ago).
 pub async fn holder(url: &Url) -> Result<Option<String>, IngestError> {
     let table = crate::lake::table_url(url, &WRITER_LEASE);
-    let Ok(delta) = deltalake::open_table(table).await else {
-        return Ok(None);
+    let delta = match deltalake::open_table(table).await {
+        Ok(delta) => delta,
+        // A lake without the table (written before it existed) has no lease.
+        Err(
+            deltalake::DeltaTableError::NotATable(_)
+            | deltalake::DeltaTableError::InvalidTableLocation(_),
+        ) => return Ok(None),
+        Err(e) => {
+            return Err(IngestError::Lake {
+                table: WRITER_LEASE.name,
+                url: url.to_string(),
+                source: Box::new(e),
+            });
+        }
     };
     let err = |e: deltalake::DeltaTableError| IngestError::Lake {
         table: WRITER_LEASE.name,
@@ -110,20 +167,22 @@ impl Lease {
     /// [`Lease::lost`] says why.
     pub async fn acquire(url: &Url, shutdown: &CancellationToken) -> Result<Self, IngestError> {
         let mut lake = Lake::open(url).await?;
-        let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
-        let process = lake
-            .position(&WRITER_LEASE, LEASE_PROCESS)
-            .await?
-            .unwrap_or(0);
-        let renewed = lake
-            .position(&WRITER_LEASE, LEASE_RENEWED)
-            .await?
-            .unwrap_or(0);
+        let (holder, process, renewed) = read_lease(&lake).await?;
         let age = Duration::from_millis(u64::try_from(now_ms() - renewed).unwrap_or(0));
-        if holder.is_some_and(|h| h != 0) && renewed > 0 && age < TTL {
+        if holder.is_some_and(|h| h != 0) && renewed > 0 && age < TTL + MARGIN {
             let (host, pid) = (process >> 32, process & 0xffff_ffff);
             let here = host == host_hash();
-            let gone = here && (pid == i64::from(std::process::id()) || !running_here(pid));
+            let gone = if here {
+                pid == i64::from(std::process::id()) || !running_here(pid)
+            } else {
+                // Another host (or container): wall clocks differ, so watch whether the holder
+                // still renews, on this process's own clock.
+                info!(
+                    pid,
+                    "the lake's lease is held elsewhere: watching whether it is renewed"
+                );
+                !renewed_within(&mut lake, renewed, TTL + MARGIN).await?
+            };
             if !gone {
                 let position = lake
                     .position(&schemas::tables::PERSON, schemas::cursor::FREG_FEED)
@@ -136,8 +195,7 @@ impl Lease {
                     ours: position,
                     theirs: Some(position),
                     reason: format!(
-                        "its lease was renewed {} s ago by process {pid} on {}",
-                        age.as_secs(),
+                        "its lease is renewed by process {pid} on {}",
                         if here { "this host" } else { "another host" }
                     ),
                 });
@@ -156,6 +214,7 @@ impl Lease {
         .await?;
         let lease = Self {
             held: Arc::new(AtomicBool::new(true)),
+            renewed_at: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
             lost: Arc::default(),
             stop: CancellationToken::new(),
             done: Arc::default(),
@@ -165,9 +224,18 @@ impl Lease {
         Ok(lease)
     }
 
-    /// Whether the lease is still held (checked before anything leaves the process).
+    /// Whether the lease is still held: not lost, and renewed recently enough that nobody can
+    /// have taken it over (checked before anything leaves the process).
     pub fn held(&self) -> bool {
-        self.held.load(Ordering::SeqCst)
+        self.held.load(Ordering::SeqCst) && self.fresh()
+    }
+
+    /// Renewed less than [`TTL`] minus a margin ago.
+    fn fresh(&self) -> bool {
+        self.renewed_at
+            .lock()
+            .map(|t| t.elapsed() < TTL.saturating_sub(MARGIN * 2))
+            .unwrap_or(false)
     }
 
     /// Why the lease was lost, if it was.
@@ -192,13 +260,13 @@ async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationT
             () = lease.stop.cancelled() => break,
         }
         let result = async {
-            lake.refresh().await?;
+            lake.refresh_table(&WRITER_LEASE).await?;
             let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
             if holder != Some(token) {
                 return Err(IngestError::LakeHeld {
-                    table: WRITER_LEASE.name,
+                    table: schemas::tables::PERSON.name,
                     url: lake.url().to_string(),
-                    app: LEASE_HOLDER.to_owned(),
+                    app: schemas::cursor::FREG_FEED.to_owned(),
                     ours: 0,
                     theirs: None,
                     reason: "another process took over this worker's lease (was it paused for longer than the lease lasts?)".into(),
@@ -216,21 +284,25 @@ async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationT
         }
         .await;
         match result {
-            Ok(()) => {}
-            Err(e) if e.lake_held() => {
+            Ok(()) => {
+                if let Ok(mut t) = lease.renewed_at.lock() {
+                    *t = std::time::Instant::now();
+                }
+            }
+            Err(e) if e.lake_held() || !lease.fresh() => {
                 warn!(error = %e, "lost the lake's lease; stopping");
                 lease.held.store(false, Ordering::SeqCst);
                 *lease.lost.lock().await = Some(e);
                 shutdown.cancel();
                 return;
             }
-            // A store that fails now and then: the lease lasts three renewals.
+            // A store that fails now and then: the lease lasts a few renewals.
             Err(e) => warn!(error = %e, "renewing the lake's lease failed; trying again"),
         }
     }
     // Released: the next start need not wait for the lease to expire.
     if lease.held() {
-        let _ = lake.refresh().await;
+        let _ = lake.refresh_table(&WRITER_LEASE).await;
         if let Err(e) = lake
             .mark(
                 &WRITER_LEASE,

@@ -28,6 +28,7 @@ pub mod lease;
 pub mod maintain;
 pub mod maskinporten;
 pub mod metrics;
+pub mod progress;
 pub mod publish;
 pub mod reseed;
 pub mod seed;

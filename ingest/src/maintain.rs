@@ -221,9 +221,22 @@ pub async fn maintain(
 ) -> Result<Vec<Maintained>, IngestError> {
     let mut out = Vec::new();
     for table in ALL_TABLES.iter() {
-        match maintain_table(lake, table, options).await {
-            Err(e) if optional(&e, table) => continue,
-            other => out.push(other?),
+        // A commit that loses a race to a running worker's is tried again from the new
+        // version (the worker's MERGE may have replaced the files being compacted).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match maintain_table(lake, table, options).await {
+                Err(e) if optional(&e, table) => break,
+                Err(e) if tries < 5 && e.kind() == crate::error::ErrorKind::Retryable => {
+                    tracing::warn!(table = table.name, error = %e, "maintenance lost a race; trying again");
+                    tokio::time::sleep(Duration::from_millis(500 * tries)).await;
+                }
+                other => {
+                    out.push(other?);
+                    break;
+                }
+            }
         }
     }
     Ok(out)

@@ -12,7 +12,7 @@ use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use futures::StreamExt;
 use schemas::cursor::{FREG_FEED, KAFKA_FREG};
 use schemas::tables::{KAFKA_SINK, PERSON, PERSON_EVENT};
-use schemas::topics::{FREG_EVENT, FREG_PERSON, Topic};
+use schemas::topics::{FREG_EVENT, FREG_PERSON, TOPICS, Topic};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -62,26 +62,37 @@ pub struct Publisher {
 /// counted as it happens. Another writer ([`IngestError::LakeHeld`]) or rows that cannot become
 /// messages stop it, and stop the worker with it (`shutdown` is cancelled).
 pub async fn publish_supervised(
-    publisher: Publisher,
+    mut publisher: Publisher,
     worker_done: watch::Receiver<bool>,
 ) -> Result<PublishReport, IngestError> {
-    let p = &publisher;
     let mut report = PublishReport::default();
     let mut failures = 0u32;
     loop {
-        let error = match publish(p, worker_done.clone(), &mut report).await {
+        let before = report.position;
+        let error = match publish(&publisher, worker_done.clone(), &mut report).await {
             Ok(()) => return Ok(report),
             Err(e) => e,
         };
+        let p = &publisher;
         let fatal = error.lake_held() || matches!(error, IngestError::Transform(_));
         if fatal || p.shutdown.is_cancelled() {
             warn!(error = %error, "kafka publisher stopped; stopping the worker");
             p.shutdown.cancel();
             return Err(error);
         }
-        failures += 1;
+        // A failure after progress starts a new count.
+        failures = if report.position > before {
+            1
+        } else {
+            failures + 1
+        };
         p.metrics.publish_failed(&error.to_string());
         p.metrics.retried("kafka");
+        // Once the worker is done (`--until-caught-up`), a publisher that keeps failing ends
+        // the run with its error instead of holding it open.
+        if *worker_done.borrow() && failures >= 5 {
+            return Err(error);
+        }
         let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
         warn!(
             error = %error,
@@ -90,13 +101,16 @@ pub async fn publish_supervised(
             position = report.position,
             "kafka publisher failed; the lake goes on, publishing starts again from the topics' ends"
         );
+        // Nothing of the failed attempt may land after the topics' ends are read again, and a
+        // producer in a fatal state (idempotence) is not reused: purge it, then connect anew.
+        p.sink.purge();
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = p.shutdown.cancelled() => return Err(error),
         }
-        // What is still in flight lands (or fails) before the topics' ends are read again.
-        if let Err(e) = tokio::task::block_in_place(|| p.sink.flush()) {
-            warn!(error = %e, "kafka: messages still in flight");
+        match KafkaSink::connect(p.config.clone(), &TOPICS).await {
+            Ok(sink) => publisher.sink = sink,
+            Err(e) => warn!(error = %e, "kafka: connecting again failed; trying again"),
         }
     }
 }
@@ -189,7 +203,23 @@ async fn publish(
                         config.include_confidential,
                     )?
                 };
-                counts[i] += sink.produce(topic, messages, &mut positions[i]).await?;
+                // Librdkafka retries without end (no message timeout); a broker that accepts
+                // nothing for `stall_timeout` (down for long, or its topics gone) is a failure:
+                // the supervisor purges, connects again and reads the topics' ends.
+                counts[i] += tokio::time::timeout(
+                    config.stall_timeout,
+                    sink.produce(topic, messages, &mut positions[i]),
+                )
+                .await
+                .map_err(|_| IngestError::Kafka {
+                    brokers: config.brokers.clone(),
+                    reason: format!(
+                        "{}: nothing acknowledged for {} s (slice {}..={to})",
+                        topic.name,
+                        config.stall_timeout.as_secs(),
+                        from + 1
+                    ),
+                })??;
             }
         }
         sink.flush()?;

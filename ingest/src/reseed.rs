@@ -93,6 +93,16 @@ pub async fn reseed(
     expired: i64,
 ) -> Result<Option<i64>, IngestError> {
     let sequence = client.head().await?;
+    let position = expired - 1;
+    if sequence <= position {
+        return Err(IngestError::Feed {
+            source_name: "freg",
+            sequence: expired,
+            reason: format!(
+                "the register refuses the lake's position as too old, yet its newest sequence number {sequence} is not after the lake's {position}: is this the same register? Nothing is written"
+            ),
+        });
+    }
     let job = client.extract(sequence).await?;
     warn!(
         expired,
@@ -147,11 +157,23 @@ pub async fn reseed(
             &format!("reseed extract={job} batches={first}..{next}"),
         );
         let rows = encode::persons(&seeded.persons, now)?;
-        let changed = if rows.num_rows() == 0 {
+        let mut changed = if rows.num_rows() == 0 {
             HashSet::new()
         } else {
             changed_ids(lake, rows).await?
         };
+        // Every person whose address is withheld now gets the scrub of every version, changed
+        // or not: a re-seed interrupted between the tables' commits must not leave an address
+        // in `person_history` behind a `person` row that already looks done.
+        changed.extend(
+            seeded
+                .persons
+                .iter()
+                .filter(|(p, _)| {
+                    transform::freg::document::withholds_address(&p.address_protection)
+                })
+                .map(|(p, _)| p.person_id.clone()),
+        );
         let planned = plan_reseed(
             &seeded.persons,
             &changed,
@@ -159,7 +181,7 @@ pub async fn reseed(
             now,
             seeded.dead_letters,
         );
-        write(lake, &planned, now).await?;
+        write(lake, &planned, position, now).await?;
         read_total += seeded.persons.len();
         changed_total += changed.len();
         report.dead_letters += planned.dead_letters.len() as u64;
@@ -210,31 +232,36 @@ pub async fn reseed(
     Ok(Some(sequence))
 }
 
-/// Writes a re-seed batch: changed persons, their versions, rejected records. These commits
-/// record no position: the feed position moves only when the whole extract is in.
+/// Writes a re-seed batch: changed persons' versions, then their state, then rejected records.
+/// These commits record the lake's unchanged position (so that a commit racing another writer
+/// fails as with every other commit): the position moves only when the whole extract is in.
+/// History goes first: a crash between the two leaves a `person` row that still differs, so
+/// the next re-seed does the person again.
 async fn write(
     lake: &mut Lake,
     planned: &Planned,
+    position: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), IngestError> {
+    let txns = [(FREG_FEED, position)];
     if !planned.persons.is_empty() {
-        commit(lake, planned, &[&PERSON], &[], PersonWrite::Upsert, now).await?;
         commit(
             lake,
             planned,
             &[&PERSON_HISTORY],
-            &[],
+            &txns,
             PersonWrite::Upsert,
             now,
         )
         .await?;
+        commit(lake, planned, &[&PERSON], &txns, PersonWrite::Upsert, now).await?;
     }
     if !planned.dead_letters.is_empty() {
         commit(
             lake,
             planned,
             &[&DEAD_LETTER],
-            &[],
+            &txns,
             PersonWrite::Upsert,
             now,
         )

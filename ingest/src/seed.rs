@@ -76,6 +76,7 @@ pub async fn seed(
     let per_commit = pipeline.worker.seed_batch_persons.div_ceil(BULK).max(1) as u64;
     info!(sequence, job = %job, from_batch = next_batch, "seeding the lake from the bulk extract");
     let started = Instant::now();
+    let mut progress = crate::progress::Progress::new("seeding", "persons", None);
     let mut finished = false;
     while !finished && !shutdown.is_cancelled() {
         let first = next_batch;
@@ -139,6 +140,7 @@ pub async fn seed(
             done.insert(table.name, next_batch);
         }
         let planned = plans.values().next();
+        progress.advance(planned.map_or(0, |p| p.persons.len()) as u64);
         report.seeded_persons += planned.map_or(0, |p| p.persons.len()) as u64;
         report.dead_letters += planned.map_or(0, |p| p.dead_letters.len()) as u64;
         let rate = report.seeded_persons as f64 / started.elapsed().as_secs_f64().max(1e-3);
@@ -150,6 +152,7 @@ pub async fn seed(
             "seed batch committed"
         );
     }
+    progress.finish();
     if !finished {
         return Ok(None);
     }

@@ -87,6 +87,16 @@ async fn seed_and_follow(
                     None => return Ok(()),
                 }
             }
+            Err(IngestError::Expired { sequence, .. }) if reseeded == Some(sequence - 1) => {
+                return Err(IngestError::Feed {
+                    source_name: "freg",
+                    sequence,
+                    reason: format!(
+                        "the register refuses the position right after its own extract at {}: stopping instead of seeding again in a loop",
+                        sequence - 1
+                    ),
+                });
+            }
             other => return other,
         }
     }
@@ -174,6 +184,7 @@ async fn run_with_lease(
     let worked = async {
         let mut failures = 0u32;
         loop {
+            let progress = (report.events, report.seeded_persons);
             let attempt =
                 seed_and_follow(client, &mut lake, pipeline, options, shutdown, &mut report).await;
             let error = match attempt {
@@ -186,7 +197,12 @@ async fn run_with_lease(
                 }
                 other => return other,
             };
-            failures += 1;
+            // A failure after progress starts a new count: the budget is per incident.
+            failures = if (report.events, report.seeded_persons) != progress {
+                1
+            } else {
+                failures + 1
+            };
             crate::metrics::register(&pipeline.source.register).retried("lake");
             let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
             warn!(
@@ -199,7 +215,14 @@ async fn run_with_lease(
                 () = tokio::time::sleep(pause) => {}
                 () = shutdown.cancelled() => return Err(error),
             }
-            lake = Lake::open(url).await?;
+            // The store may still be failing: opening it again counts as one more attempt.
+            match Lake::open(url).await {
+                Ok(opened) => lake = opened,
+                Err(e) if e.kind() == ErrorKind::Retryable && failures < LAKE_TRIES => {
+                    warn!(error = %e, "opening the lake failed; trying again");
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     .await;

@@ -138,8 +138,13 @@ impl Drop for Broker {
 impl Broker {
     /// Starts a broker and waits until it listens.
     pub fn start() -> Self {
+        Self::start_at(&format!("127.0.0.1:{}", free_port()))
+    }
+
+    /// Starts a broker (empty) on `addr`, e.g. where another one was killed.
+    pub fn start_at(addr: &str) -> Self {
         let bin = tansu();
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = addr.to_owned();
         let listener = format!("tcp://{addr}");
         let child = Command::new(&bin)
             .args(["broker", "--listener-url", &listener])

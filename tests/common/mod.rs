@@ -443,3 +443,33 @@ pub fn assert_stopped_as_second_writer(exited: &Output, mut other: Child) {
     );
     assert!(still_running, "the other worker goes on");
 }
+
+/// No person whose address is withheld now (strengt fortrolig, `ukjent`, any unknown level) has
+/// an address or municipality in `person` or in any version in `person_history`.
+pub fn assert_no_withheld_address_anywhere(lake: &Path) {
+    let withheld = "SELECT person_id FROM person WHERE address_protection NOT IN ('ugradert', 'klientadresse', 'fortrolig')";
+    let current = sql(
+        lake,
+        &format!(
+            "SELECT count(*) AS n FROM person WHERE person_id IN ({withheld}) \
+             AND (street_name IS NOT NULL OR municipality_number IS NOT NULL OR postal_code IS NOT NULL)"
+        ),
+    );
+    assert_eq!(
+        current[0]["n"].as_i64(),
+        Some(0),
+        "a withheld address in person"
+    );
+    let history = sql(
+        lake,
+        &format!(
+            "SELECT count(*) AS n FROM person_history WHERE person_id IN ({withheld}) \
+             AND (street_name IS NOT NULL OR municipality_number IS NOT NULL OR postal_code IS NOT NULL)"
+        ),
+    );
+    assert_eq!(
+        history[0]["n"].as_i64(),
+        Some(0),
+        "a withheld address in a version of person_history"
+    );
+}
