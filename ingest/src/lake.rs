@@ -63,7 +63,11 @@ impl std::fmt::Debug for Lake {
     }
 }
 
-fn lake_error(table: &'static Table, url: &Url) -> impl Fn(DeltaTableError) -> IngestError + use<> {
+/// The error of an operation on a lake table, naming it.
+pub(crate) fn lake_error(
+    table: &'static Table,
+    url: &Url,
+) -> impl Fn(DeltaTableError) -> IngestError + use<> {
     let url = url.to_string();
     move |e| IngestError::Lake {
         table: table.name,

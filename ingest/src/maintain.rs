@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::{DeltaTable, DeltaTableError, FilterOp, FilterValue};
+use deltalake::{DeltaTable, FilterOp, FilterValue};
 use futures::StreamExt;
 use schemas::tables::{ALL_TABLES, Table};
 use serde::Deserialize;
@@ -24,7 +24,7 @@ use tracing::info;
 use url::Url;
 
 use crate::IngestError;
-use crate::lake::table_url;
+use crate::lake::{lake_error, table_url};
 
 /// How maintenance runs (the pipeline's `[maintenance]`, or `regsync maintain`'s flags).
 #[derive(Debug, Clone, Deserialize)]
@@ -109,21 +109,12 @@ pub struct Maintained {
     pub files_vacuumed: usize,
 }
 
-fn error(table: &'static Table, url: &Url) -> impl Fn(DeltaTableError) -> IngestError + use<> {
-    let url = url.to_string();
-    move |e| IngestError::Lake {
-        table: table.name,
-        url: url.clone(),
-        source: Box::new(e),
-    }
-}
-
 /// Opens a table that must exist.
 async fn open(lake: &Url, table: &'static Table) -> Result<DeltaTable, IngestError> {
     let url = table_url(lake, table);
     deltalake::open_table(url.clone())
         .await
-        .map_err(error(table, &url))
+        .map_err(lake_error(table, &url))
 }
 
 /// A table's files, size, rows, last commit and positions.
@@ -131,7 +122,7 @@ pub async fn table_stats(
     delta: &DeltaTable,
     table: &'static Table,
 ) -> Result<TableStats, IngestError> {
-    let err = error(table, &delta.table_url().clone());
+    let err = lake_error(table, &delta.table_url().clone());
     let state = delta.snapshot().map_err(&err)?;
     let (mut files, mut bytes, mut rows) = (0usize, 0u64, 0u64);
     for file in state.log_data().iter() {
@@ -248,7 +239,7 @@ async fn maintain_table(
     options: &MaintainOptions,
 ) -> Result<Maintained, IngestError> {
     let url = table_url(lake, table);
-    let err = error(table, &url);
+    let err = lake_error(table, &url);
     let delta = open(lake, table).await?;
     let before = table_stats(&delta, table).await?;
     let target =
