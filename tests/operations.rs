@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -58,13 +57,7 @@ fn maintenance_beside_a_running_worker_compacts_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 100);
     let lake = dir.path().join("lake");
-    let mut worker = Command::new(BIN)
-        .args(["run", pipeline.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_run(&[pipeline.to_str().unwrap()]);
     // Maintenance twice while the worker commits (time travel kept: the default retention).
     for _ in 0..2 {
         std::thread::sleep(Duration::from_secs(6));
@@ -210,13 +203,7 @@ fn the_worker_maintains_the_lake_on_its_schedule() {
     text.push_str("[maintenance]\nevery = \"3s\"\n");
     std::fs::write(&pipeline, text).unwrap();
     let lake = dir.path().join("lake");
-    let mut worker = Command::new(BIN)
-        .args(["run", pipeline.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_run(&[pipeline.to_str().unwrap()]);
     let head = sim.wait_until_quiet();
     std::thread::sleep(Duration::from_secs(4));
     worker.kill().unwrap();
@@ -262,14 +249,13 @@ fn metrics_and_health_follow_the_worker() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 100);
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut worker = Command::new(BIN)
-        .args(["run", pipeline.to_str().unwrap(), "--metrics-listen", &addr])
-        .args(["--healthy-lag", "200"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_run(&[
+        pipeline.to_str().unwrap(),
+        "--metrics-listen",
+        &addr,
+        "--healthy-lag",
+        "200",
+    ]);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let mut seen_unhealthy = false;
     let healthy = loop {

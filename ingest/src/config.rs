@@ -119,7 +119,7 @@ impl KafkaConfig {
 fn default_client_id() -> String {
     "regsync".into()
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 fn one() -> i32 {

@@ -10,6 +10,12 @@ pub use transform::ErrorKind;
 /// (systemd: `RestartPreventExitStatus=3`).
 pub const EXIT_LAKE_HELD: u8 = 3;
 
+/// The pause before attempt `failures + 1` of work that keeps failing (a lake write, the Kafka
+/// publisher): doubling from 2 s, at most a minute.
+pub fn pause_after(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
 /// What went wrong in a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

@@ -47,7 +47,7 @@ pub struct MaintainOptions {
     #[serde(default = "default_target")]
     pub target_file_bytes: u64,
     /// Z-order tables with cluster columns (otherwise: bin-packing compaction only).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub zorder: bool,
 }
 
@@ -59,9 +59,6 @@ fn default_retention() -> Duration {
 }
 fn default_target() -> u64 {
     128 * 1024 * 1024
-}
-fn yes() -> bool {
-    true
 }
 
 impl Default for MaintainOptions {

@@ -6,7 +6,7 @@
 //! bounded by a slice of at most `slice_sequences` feed sequence numbers, streamed batch by batch.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use futures::StreamExt;
@@ -37,9 +37,6 @@ pub struct PublishReport {
 fn read_error(e: impl std::fmt::Display) -> IngestError {
     IngestError::LakeRead(e.to_string())
 }
-
-/// The longest pause between two attempts of a failing publisher.
-const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 /// What the publisher works with.
 pub struct Publisher {
@@ -93,7 +90,7 @@ pub async fn publish_supervised(
         if *worker_done.borrow() && failures >= 5 {
             return Err(error);
         }
-        let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
+        let pause = crate::error::pause_after(failures);
         warn!(
             error = %error,
             failures,
@@ -142,7 +139,9 @@ async fn publish(
             break;
         }
         let done = *worker_done.borrow();
-        lake.refresh().await?;
+        for table in [&*PERSON, &*PERSON_EVENT, &*KAFKA_SINK] {
+            lake.refresh_table(table).await?;
+        }
         let committed = [
             lake.position(&PERSON_EVENT, FREG_FEED).await?,
             lake.position(&PERSON, FREG_FEED).await?,

@@ -11,23 +11,21 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray};
-use futures::{StreamExt, TryStreamExt};
 use schemas::cursor::{FREG_FEED, FREG_SEED_SEQUENCE};
-use schemas::tables::{DEAD_LETTER, PERSON, PERSON_HISTORY, Table};
+use schemas::tables::{DEAD_LETTER, PERSON, PERSON_HISTORY};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use transform::encode;
 use transform::freg::batch::{self, Planned};
-use transform::freg::feed::LookupKey;
 use transform::freg::reseed::plan_reseed;
 use transform::model::DeadLetter;
 
 use crate::IngestError;
-use crate::apply::{PersonWrite, commit, feed_tables};
-use crate::client::{ExtractBatch, FregClient};
+use crate::apply::{PersonWrite, commit};
+use crate::client::FregClient;
 use crate::config::Pipeline;
 use crate::lake::Lake;
-use crate::seed::fetch_lookups;
+use crate::seed::{mark_feed_tables, read_extract};
 use crate::worker::Report;
 
 /// Columns of `person` that are a person's state (not when or by which entry it was written).
@@ -122,34 +120,16 @@ pub async fn reseed(
             return Ok(None);
         }
         let first = next;
-        let mut wanted = Vec::new();
-        let mut finished = false;
-        while next < first + per_commit {
-            match client.extract_batch(&job, next).await? {
-                Some(b) => {
-                    wanted.push(b);
-                    next += 1;
-                }
-                None => {
-                    finished = true;
-                    break;
-                }
-            }
-        }
-        let lookups: Vec<_> = futures::stream::iter(wanted)
-            .map(|b| async move {
-                let (keys, key) = match b {
-                    ExtractBatch::Documents(d) => (d, LookupKey::Document),
-                    ExtractBatch::Persons(p) => (p, LookupKey::Person),
-                };
-                fetch_lookups(client, keys, key, 1).await
-            })
-            .buffered(pipeline.worker.fetch_concurrency.max(1))
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let (fetched, after, finished) = read_extract(
+            client,
+            &job,
+            first,
+            per_commit,
+            pipeline.worker.fetch_concurrency,
+        )
+        .await?;
+        next = after;
+        let lookups: Vec<_> = fetched.into_iter().flat_map(|(_, l)| l).collect();
         let now = chrono::Utc::now();
         let seeded = batch::plan_seed(
             &lookups,
@@ -212,16 +192,8 @@ pub async fn reseed(
     let gap_rows = encode::dead_letters(&[gap], chrono::Utc::now())?;
     lake.append(&DEAD_LETTER, Some(gap_rows), &txns).await?;
     report.dead_letters += 1;
-    // Every other feed table stands at the new position, `person` last.
-    let mut order: Vec<&'static Table> = feed_tables()
-        .iter()
-        .copied()
-        .filter(|t| !std::ptr::eq(*t, &*PERSON) && !std::ptr::eq(*t, &*DEAD_LETTER))
-        .collect();
-    order.push(&PERSON);
-    for table in order {
-        lake.mark(table, &txns).await?;
-    }
+    // Every feed table stands at the new position, `person` last.
+    mark_feed_tables(lake, sequence, false).await?;
     info!(
         sequence,
         persons = read_total,

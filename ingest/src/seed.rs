@@ -43,6 +43,44 @@ pub async fn fetch_lookups(
     Ok(answers.into_iter().flatten().collect())
 }
 
+/// Extract batches `from..from + count` of `job` (fewer at the end of the extract) and their
+/// documents, `concurrency` lookups in flight: each batch's number with its lookups, the next
+/// batch number, and whether the extract has ended.
+pub async fn read_extract(
+    client: &FregClient,
+    job: &str,
+    from: u64,
+    count: u64,
+    concurrency: usize,
+) -> Result<(Vec<(u64, Vec<Lookup>)>, u64, bool), IngestError> {
+    let (mut next, mut ended) = (from, false);
+    let mut wanted: Vec<(u64, ExtractBatch)> = Vec::new();
+    while next < from + count {
+        match client.extract_batch(job, next).await? {
+            Some(b) => {
+                wanted.push((next, b));
+                next += 1;
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    let fetched = futures::stream::iter(wanted)
+        .map(|(n, b)| async move {
+            let (keys, key) = match b {
+                ExtractBatch::Documents(d) => (d, LookupKey::Document),
+                ExtractBatch::Persons(p) => (p, LookupKey::Person),
+            };
+            fetch_lookups(client, keys, key, 1).await.map(|l| (n, l))
+        })
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok((fetched, next, ended))
+}
+
 /// The sequence number the seed is at, once an extract has been started: from the lake, else
 /// the register's head.
 async fn seed_sequence(client: &FregClient, lake: &Lake) -> Result<i64, IngestError> {
@@ -80,31 +118,16 @@ pub async fn seed(
     let mut finished = false;
     while !finished && !shutdown.is_cancelled() {
         let first = next_batch;
-        let mut wanted: Vec<(u64, ExtractBatch)> = Vec::new();
-        while next_batch < first + per_commit {
-            match client.extract_batch(&job, next_batch).await? {
-                Some(b) => {
-                    wanted.push((next_batch, b));
-                    next_batch += 1;
-                }
-                None => {
-                    finished = true;
-                    break;
-                }
-            }
-        }
-        let concurrency = pipeline.worker.fetch_concurrency;
-        let fetched: Vec<(u64, Vec<Lookup>)> = futures::stream::iter(wanted)
-            .map(|(n, b)| async move {
-                let (keys, key) = match b {
-                    ExtractBatch::Documents(d) => (d, LookupKey::Document),
-                    ExtractBatch::Persons(p) => (p, LookupKey::Person),
-                };
-                fetch_lookups(client, keys, key, 1).await.map(|l| (n, l))
-            })
-            .buffered(concurrency.max(1))
-            .try_collect()
-            .await?;
+        let (fetched, next, end) = read_extract(
+            client,
+            &job,
+            first,
+            per_commit,
+            pipeline.worker.fetch_concurrency,
+        )
+        .await?;
+        next_batch = next;
+        finished = end;
         // Each table gets the batches it does not hold yet: one plan per distinct position.
         let mut plans: HashMap<u64, Planned> = HashMap::new();
         let txns = [
@@ -171,6 +194,16 @@ pub async fn seed(
 /// following starts at `sequence + 1`. `person` goes last: its position is what says the seed
 /// is complete, so a crash in between leaves a lake that finishes the seed at the next start.
 pub async fn mark_seeded(lake: &mut Lake, sequence: i64) -> Result<(), IngestError> {
+    mark_feed_tables(lake, sequence, true).await
+}
+
+/// Records position `sequence` (and the seed's sequence) in every feed table, `person` last;
+/// with `only_unmarked`, only in tables without a feed position yet.
+pub async fn mark_feed_tables(
+    lake: &mut Lake,
+    sequence: i64,
+    only_unmarked: bool,
+) -> Result<(), IngestError> {
     let txns = [(FREG_FEED, sequence), (FREG_SEED_SEQUENCE, sequence)];
     let mut order: Vec<&'static Table> = feed_tables()
         .iter()
@@ -179,16 +212,8 @@ pub async fn mark_seeded(lake: &mut Lake, sequence: i64) -> Result<(), IngestErr
         .collect();
     order.push(&PERSON);
     for table in order {
-        if lake.position(table, FREG_FEED).await?.is_none() {
-            commit(
-                lake,
-                &Planned::default(),
-                &[table],
-                &txns,
-                PersonWrite::Append,
-                chrono::Utc::now(),
-            )
-            .await?;
+        if !only_unmarked || lake.position(table, FREG_FEED).await?.is_none() {
+            lake.mark(table, &txns).await?;
         }
     }
     Ok(())

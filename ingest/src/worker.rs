@@ -7,7 +7,6 @@
 use schemas::cursor::FREG_FEED;
 use schemas::tables::PERSON;
 use schemas::topics::TOPICS;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -54,8 +53,6 @@ pub struct Report {
 /// Attempts of a failing lake write (an object store that fails, a commit that lost a race to
 /// maintenance) before the worker stops.
 const LAKE_TRIES: u32 = 20;
-/// The longest pause between two attempts.
-const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 /// Seeds an empty lake, then follows the feed from the lake's positions: what a failed attempt
 /// left undone is found again from them.
@@ -204,7 +201,7 @@ async fn run_with_lease(
                 failures + 1
             };
             crate::metrics::register(&pipeline.source.register).retried("lake");
-            let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_PAUSE);
+            let pause = crate::error::pause_after(failures);
             warn!(
                 error = %error,
                 failures,

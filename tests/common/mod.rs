@@ -391,6 +391,18 @@ pub fn kill_rng(test: &str) -> rand::rngs::SmallRng {
     rand::rngs::SmallRng::seed_from_u64(seed)
 }
 
+/// Starts `regsync run ARGS` in the background, its output discarded.
+pub fn spawn_run(args: &[&str]) -> Child {
+    regsync_cmd()
+        .arg("run")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn regsync run")
+}
+
 /// Starts `regsync run ARGS` twice on one lake, the second `stagger` after the first, and waits
 /// (at most `within`) until one of them exits. Returns the output of the one that exited and the
 /// one still running.
@@ -448,28 +460,18 @@ pub fn assert_stopped_as_second_writer(exited: &Output, mut other: Child) {
 /// an address or municipality in `person` or in any version in `person_history`.
 pub fn assert_no_withheld_address_anywhere(lake: &Path) {
     let withheld = "SELECT person_id FROM person WHERE address_protection NOT IN ('ugradert', 'klientadresse', 'fortrolig')";
-    let current = sql(
-        lake,
-        &format!(
-            "SELECT count(*) AS n FROM person WHERE person_id IN ({withheld}) \
-             AND (street_name IS NOT NULL OR municipality_number IS NOT NULL OR postal_code IS NOT NULL)"
-        ),
-    );
-    assert_eq!(
-        current[0]["n"].as_i64(),
-        Some(0),
-        "a withheld address in person"
-    );
-    let history = sql(
-        lake,
-        &format!(
-            "SELECT count(*) AS n FROM person_history WHERE person_id IN ({withheld}) \
-             AND (street_name IS NOT NULL OR municipality_number IS NOT NULL OR postal_code IS NOT NULL)"
-        ),
-    );
-    assert_eq!(
-        history[0]["n"].as_i64(),
-        Some(0),
-        "a withheld address in a version of person_history"
-    );
+    for table in ["person", "person_history"] {
+        let found = sql(
+            lake,
+            &format!(
+                "SELECT count(*) AS n FROM {table} WHERE person_id IN ({withheld}) \
+                 AND (street_name IS NOT NULL OR municipality_number IS NOT NULL OR postal_code IS NOT NULL)"
+            ),
+        );
+        assert_eq!(
+            found[0]["n"].as_i64(),
+            Some(0),
+            "a withheld address in {table}"
+        );
+    }
 }
