@@ -1,0 +1,51 @@
+//! The README's two commands share one build of the dependencies.
+//!
+//! `cargo run` resolves features for the `regsync` package alone; `cargo test --workspace` adds
+//! every member's dev-dependencies. If a dev-dependency turns on a feature of a shared crate
+//! (serde, serde_json, ...) that the run build does not, cargo compiles that crate and everything
+//! above it (datafusion, deltalake) twice, which on a fresh two-core machine doubles the set-up
+//! time. The root package's aligned features keep the two equal; this test notices drift.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// `cargo tree` lines `name version [features]` for one package selection.
+fn resolved(args: &[&str]) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tree", "--locked", "--offline", "--prefix", "none"])
+        .args(["--format", "{p} [{f}]"])
+        .args(args)
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            line.replace(" (*)", "")
+                .replace(" (proc-macro)", "")
+                .trim()
+                .to_string()
+        })
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+#[test]
+fn cargo_run_reuses_the_dependencies_the_test_build_compiles() {
+    let test_build = resolved(&["--workspace", "--edges", "normal,build,dev"]);
+    let run_build = resolved(&["--package", "regsync", "--edges", "normal,build"]);
+    assert!(run_build.len() > 100, "cargo tree listed {run_build:?}");
+    let differing: Vec<&String> = run_build.difference(&test_build).collect();
+    assert!(
+        differing.is_empty(),
+        "`cargo run` would compile these crates with other features than `cargo test --workspace` \
+         does, so both builds of every crate above them: {differing:#?}\n\
+         Enable the test build's features in the root package's aligned dependencies."
+    );
+}
