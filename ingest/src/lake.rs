@@ -11,9 +11,9 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use deltalake::datafusion::prelude::{SessionContext, lit};
 use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{StructType, Transaction};
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use schemas::tables::{ADDRESS_COLUMNS, ALL_TABLES, PERSON, PERSON_HISTORY, Table};
@@ -21,6 +21,8 @@ use tracing::info;
 use url::Url;
 
 use crate::IngestError;
+use crate::commit::{Commit, lake_error};
+pub use crate::commit::{explain, is_transient};
 
 /// Turns `file:///x`, `s3://b/p`, `memory://` or a plain path into the lake's base URL.
 pub fn lake_url(location: &str) -> Result<Url, String> {
@@ -61,149 +63,6 @@ impl std::fmt::Debug for Lake {
             .field("url", &self.url.as_str())
             .finish_non_exhaustive()
     }
-}
-
-/// The error of an operation on a lake table, naming it.
-pub(crate) fn lake_error(
-    table: &'static Table,
-    url: &Url,
-) -> impl Fn(DeltaTableError) -> IngestError + use<> {
-    let url = url.to_string();
-    move |e| IngestError::Lake {
-        table: table.name,
-        url: url.clone(),
-        source: Box::new(e),
-    }
-}
-
-/// The error of a commit recording `txns`: a conflict with another writer's commit is
-/// [`IngestError::LakeHeld`], anything else [`IngestError::Lake`].
-fn commit_error(
-    table: &'static Table,
-    url: &Url,
-    txns: &[(&str, i64)],
-) -> impl Fn(DeltaTableError) -> IngestError + use<> {
-    let plain = lake_error(table, url);
-    let url = url.to_string();
-    let ours = txns.iter().map(|(_, v)| *v).max().unwrap_or(0);
-    let app = txns
-        .first()
-        .map(|(a, _)| (*a).to_owned())
-        .unwrap_or_default();
-    move |e| {
-        if is_conflict(&e) {
-            IngestError::LakeHeld {
-                table: table.name,
-                url: url.clone(),
-                app: app.clone(),
-                ours,
-                theirs: None,
-                reason: format!(
-                    "table {}: another writer committed first while this worker was recording position {ours} ({e})",
-                    table.name
-                ),
-            }
-        } else {
-            plain(e)
-        }
-    }
-}
-
-/// Whether Delta refused a commit because another commit recorded the same application
-/// transaction (a source's position) since this writer read the table: another worker.
-fn is_conflict(e: &DeltaTableError) -> bool {
-    use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
-    matches!(
-        e,
-        DeltaTableError::Transaction {
-            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
-        }
-    )
-}
-
-/// Whether a lake error may pass if the work is done again from the lake's positions: the
-/// object store failed (not "not found" or a refusal), or a commit lost a race with a commit
-/// that did not record this writer's positions (maintenance compacting the files a MERGE read).
-pub fn is_transient(e: &DeltaTableError) -> bool {
-    use deltalake::ObjectStoreError as Store;
-    use deltalake::kernel::transaction::TransactionError;
-    let store = |s: &Store| {
-        !matches!(
-            s,
-            Store::NotFound { .. }
-                | Store::PermissionDenied { .. }
-                | Store::Unauthenticated { .. }
-                | Store::NotSupported { .. }
-                | Store::NotImplemented { .. }
-                | Store::UnknownConfigurationKey { .. }
-                | Store::InvalidPath { .. }
-        )
-    };
-    match e {
-        DeltaTableError::ObjectStore { source } => store(source),
-        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::Io { .. } => true,
-        DeltaTableError::Transaction { source } => match source {
-            TransactionError::CommitConflict(_)
-            | TransactionError::VersionAlreadyExists(_)
-            | TransactionError::MaxCommitAttempts(_) => !is_conflict(e),
-            TransactionError::ObjectStore { source } => store(source),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// [`IngestError::LakeHeld`] with the table's position after the other writer's commit, read
-/// afresh from the lake; any other error as it is.
-pub async fn explain(error: IngestError) -> IngestError {
-    let IngestError::LakeHeld {
-        table,
-        url,
-        app,
-        ours,
-        theirs: None,
-        reason,
-    } = error
-    else {
-        return error;
-    };
-    let location = Url::parse(&url).ok().and_then(|lake| {
-        ALL_TABLES
-            .iter()
-            .find(|t| t.name == table)
-            .map(|t| table_url(&lake, t))
-    });
-    let theirs = match location {
-        Some(u) => match deltalake::open_table(u).await {
-            Ok(delta) => match delta.snapshot() {
-                Ok(state) => state
-                    .transaction_version(delta.log_store().as_ref(), &app)
-                    .await
-                    .ok()
-                    .flatten(),
-                Err(_) => None,
-            },
-            Err(_) => None,
-        },
-        None => None,
-    };
-    IngestError::LakeHeld {
-        table,
-        url,
-        app,
-        ours,
-        theirs,
-        reason,
-    }
-}
-
-/// Commit properties recording the given application transactions.
-pub fn commit_with(txns: &[(&str, i64)]) -> CommitProperties {
-    CommitProperties::default().with_application_transactions(
-        txns.iter()
-            .map(|(app, v)| Transaction::new(*app, *v))
-            .collect(),
-    )
 }
 
 impl Lake {
@@ -318,17 +177,18 @@ impl Lake {
         batch: Option<RecordBatch>,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = commit_error(table, &self.url, txns);
-        let delta = self.table(table).clone();
         let batches: Vec<RecordBatch> = batch.into_iter().filter(|b| b.num_rows() > 0).collect();
         if batches.is_empty() {
             return self.mark(table, txns).await;
         }
-        let updated = delta
+        let delta = self.table(table).clone();
+        let commit = Commit::new(table, &self.url, delta.version(), txns);
+        let outcome = delta
+            .clone()
             .write(batches)
-            .with_commit_properties(commit_with(txns))
-            .await
-            .map_err(err)?;
+            .with_commit_properties(commit.properties())
+            .await;
+        let updated = commit.settle(outcome, &delta).await?;
         self.tables.insert(table.name, updated);
         Ok(())
     }
@@ -340,22 +200,26 @@ impl Lake {
         table: &'static Table,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = commit_error(table, &self.url, txns);
-        let delta = self.table(table);
-        let log_store = delta.log_store();
-        let state = delta.snapshot().map_err(&err)?;
+        let delta = self.table(table).clone();
+        let commit = Commit::new(table, &self.url, delta.version(), txns);
+        let state = delta.snapshot().map_err(|e| commit.error(e))?;
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: None,
             predicate: None,
         };
-        CommitBuilder::from(commit_with(txns))
+        let committed = CommitBuilder::from(commit.properties())
             .with_actions(Vec::new())
-            .build(Some(state), log_store, operation)
-            .await
-            .map_err(&err)?;
-        let mut updated = delta.clone();
-        updated.update_incremental(None).await.map_err(&err)?;
+            .build(Some(state), delta.log_store(), operation)
+            .await;
+        let outcome = match committed {
+            Ok(_) => {
+                let mut updated = delta.clone();
+                updated.update_incremental(None).await.map(|()| updated)
+            }
+            Err(e) => Err(e),
+        };
+        let updated = commit.settle(outcome, &delta).await?;
         self.tables.insert(table.name, updated);
         Ok(())
     }
@@ -408,8 +272,10 @@ impl Lake {
         if batch.num_rows() == 0 {
             return self.append(&PERSON, None, txns).await;
         }
-        let err = commit_error(&PERSON, &self.url, txns);
         let years = self.partitions_of(&PERSON, &batch).await?;
+        let delta = self.table(&PERSON).clone();
+        let commit = Commit::new(&PERSON, &self.url, delta.version(), txns);
+        let err = |e: DeltaTableError| commit.error(e);
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch).map_err(|e| err(e.into()))?;
         let columns: Vec<String> = PERSON
@@ -418,8 +284,8 @@ impl Lake {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let delta = self.table(&PERSON).clone();
-        let (updated, metrics) = delta
+        let outcome = delta
+            .clone()
             .merge(
                 source,
                 format!("target.person_id = source.person_id AND target.birth_year IN ({years})")
@@ -427,7 +293,7 @@ impl Lake {
             )
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(commit_with(txns))
+            .with_commit_properties(commit.properties())
             .when_matched_update(|u| {
                 columns.iter().fold(u, |u, c| {
                     u.update(c.as_str(), format!("source.{c}").as_str())
@@ -441,14 +307,17 @@ impl Lake {
             })
             .map_err(&err)?
             .await
-            .map_err(&err)?;
-        tracing::debug!(
-            table = PERSON.name,
-            inserted = metrics.num_target_rows_inserted,
-            updated = metrics.num_target_rows_updated,
-            files_rewritten = metrics.num_target_files_removed,
-            "merged"
-        );
+            .map(|(updated, metrics)| {
+                tracing::debug!(
+                    table = PERSON.name,
+                    inserted = metrics.num_target_rows_inserted,
+                    updated = metrics.num_target_rows_updated,
+                    files_rewritten = metrics.num_target_files_removed,
+                    "merged"
+                );
+                updated
+            });
+        let updated = commit.settle(outcome, &delta).await?;
         self.tables.insert(PERSON.name, updated);
         Ok(())
     }
@@ -464,7 +333,9 @@ impl Lake {
         inserts: RecordBatch,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let err = commit_error(&PERSON_HISTORY, &self.url, txns);
+        let delta = self.table(&PERSON_HISTORY).clone();
+        let commit = Commit::new(&PERSON_HISTORY, &self.url, delta.version(), txns);
+        let err = |e: DeltaTableError| commit.error(e);
         let tagged: Vec<RecordBatch> = [(closes, "close"), (scrubs, "scrub"), (inserts, "insert")]
             .into_iter()
             .filter(|(b, _)| b.num_rows() > 0)
@@ -480,12 +351,12 @@ impl Lake {
                 .map(|b| b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| err(e.into()))?;
-            let delta = self.table(&PERSON_HISTORY).clone();
-            let updated = delta
+            let outcome = delta
+                .clone()
                 .write(plain)
-                .with_commit_properties(commit_with(txns))
-                .await
-                .map_err(&err)?;
+                .with_commit_properties(commit.properties())
+                .await;
+            let updated = commit.settle(outcome, &delta).await?;
             self.tables.insert(PERSON_HISTORY.name, updated);
             return Ok(());
         }
@@ -505,16 +376,16 @@ impl Lake {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let delta = self.table(&PERSON_HISTORY).clone();
         let predicate = format!(
             "target.person_id = source.person_id AND source.merge_kind <> 'insert' \
              AND (source.merge_kind = 'scrub' OR target.valid_to IS NULL) AND target.birth_year IN ({years})"
         );
-        let (updated, _) = delta
+        let outcome = delta
+            .clone()
             .merge(source, predicate.as_str())
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(commit_with(txns))
+            .with_commit_properties(commit.properties())
             .when_matched_update(|u| {
                 let u = u
                     .predicate("source.merge_kind = 'scrub'")
@@ -540,7 +411,8 @@ impl Lake {
             })
             .map_err(&err)?
             .await
-            .map_err(&err)?;
+            .map(|(updated, _)| updated);
+        let updated = commit.settle(outcome, &delta).await?;
         self.tables.insert(PERSON_HISTORY.name, updated);
         Ok(())
     }

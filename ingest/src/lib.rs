@@ -6,6 +6,7 @@
 //! - [`config`]: pipeline files (TOML, `${VAR:-default}` substitution, unknown keys refused).
 //! - [`client`]: the population register's HTTP API with backoff and `Retry-After`.
 //! - [`maskinporten`]: the JWT-bearer token grant, with token reuse.
+//! - [`commit`]: commits with their positions and identity; conflicts told from own commits.
 //! - [`lake`]: Delta tables, positions recorded as application transactions, upserts.
 //! - [`worker`]: a run: the seed if the lake is empty, then following the feed, beside the
 //!   Kafka publisher.
@@ -19,6 +20,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod follow;

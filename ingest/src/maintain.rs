@@ -24,7 +24,8 @@ use tracing::info;
 use url::Url;
 
 use crate::IngestError;
-use crate::lake::{lake_error, table_url};
+use crate::commit::lake_error;
+use crate::lake::table_url;
 
 /// How maintenance runs (the pipeline's `[maintenance]`, or `regsync maintain`'s flags).
 #[derive(Debug, Clone, Deserialize)]

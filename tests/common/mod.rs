@@ -41,24 +41,29 @@ pub fn http_get(host: &str, path: &str) -> Option<(u16, String)> {
     Some((status, String::from_utf8(body).ok()?))
 }
 
-/// Environment every `regsync` process of this test binary gets (set once, e.g. S3 settings).
-static EXTRA_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-
-/// Gives every `regsync` process started from now on these environment variables.
-pub fn set_regsync_env(vars: &[(&str, &str)]) {
-    let _ = EXTRA_ENV.set(
-        vars.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    );
+thread_local! {
+    /// Environment every `regsync` process this test (its thread) starts gets, e.g. S3 settings.
+    static EXTRA_ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A `regsync` command with the test binary's extra environment.
+/// Gives every `regsync` process this test starts from now on these environment variables.
+pub fn set_regsync_env(vars: &[(&str, &str)]) {
+    EXTRA_ENV.with_borrow_mut(|env| {
+        *env = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    });
+}
+
+/// A `regsync` command with this test's extra environment.
 pub fn regsync_cmd() -> Command {
     let mut command = Command::new(BIN);
-    for (k, v) in EXTRA_ENV.get().into_iter().flatten() {
-        command.env(k, v);
-    }
+    EXTRA_ENV.with_borrow(|env| {
+        for (k, v) in env {
+            command.env(k, v);
+        }
+    });
     command
 }
 
@@ -150,9 +155,10 @@ impl Simulator {
         panic!("the simulator's head did not reach {at_least}");
     }
 
-    /// Waits until the change stream has stopped (the head holds still).
+    /// Waits until the change stream has stopped: the head holds still over three samples a
+    /// second apart (one still second can be a busy machine, not the end of the stream).
     pub fn wait_until_quiet(&self) -> i64 {
-        let mut last = -1;
+        let (mut last, mut still) = (-1, 0);
         loop {
             // Faults may fail a request: retry.
             let Some(head) = self
@@ -164,10 +170,14 @@ impl Simulator {
                 continue;
             };
             if head == last {
-                return head;
+                still += 1;
+                if still == 3 {
+                    return head;
+                }
+            } else {
+                (last, still) = (head, 0);
             }
-            last = head;
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(1000));
         }
     }
 
