@@ -41,6 +41,18 @@ pub(crate) fn text(v: &Value, field: &str) -> Option<String> {
     }
 }
 
+/// A fixed-width numeric code (kommunenummer, postnummer: 4 digits). The register sends text;
+/// a number, or text that lost its leading zeros on the way (`301`), is padded back (`0301`)
+/// instead of becoming another code. Anything else is kept as given.
+pub(crate) fn code(v: &Value, field: &str, width: usize) -> Option<String> {
+    let raw = text(v, field)?;
+    if raw.len() < width && raw.bytes().all(|b| b.is_ascii_digit()) {
+        Some(format!("{raw:0>width$}"))
+    } else {
+        Some(raw)
+    }
+}
+
 pub(crate) fn date(v: &Value, field: &str) -> Option<NaiveDate> {
     let s = text(v, field)?;
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
@@ -74,8 +86,8 @@ pub(crate) fn residence(entry: &Value) -> Address {
     let postal = |a: &Value| {
         let nested = a.get("poststed");
         let code = nested
-            .and_then(|p| text(p, "postnummer"))
-            .or_else(|| text(a, "postnummer"));
+            .and_then(|p| code(p, "postnummer", 4))
+            .or_else(|| code(a, "postnummer", 4));
         let place = nested
             .and_then(|p| text(p, "poststedsnavn"))
             .or_else(|| text(a, "poststedsnavn"));
@@ -92,7 +104,7 @@ pub(crate) fn residence(entry: &Value) -> Address {
     };
     if let Some(a) = entry.get("vegadresse").filter(|a| a.is_object()) {
         let number = a.get("adressenummer");
-        out.municipality_number = text(a, "kommunenummer");
+        out.municipality_number = code(a, "kommunenummer", 4);
         out.street_name = text(a, "adressenavn");
         out.house_number = number
             .and_then(|n| text(n, "husnummer"))
@@ -104,12 +116,12 @@ pub(crate) fn residence(entry: &Value) -> Address {
     } else if let Some(a) = entry.get("matrikkeladresse").filter(|a| a.is_object()) {
         out.municipality_number = a
             .get("matrikkelnummer")
-            .and_then(|m| text(m, "kommunenummer"))
-            .or_else(|| text(a, "kommunenummer"));
+            .and_then(|m| code(m, "kommunenummer", 4))
+            .or_else(|| code(a, "kommunenummer", 4));
         out.street_name = text(a, "adressetilleggsnavn");
         (out.postal_code, out.postal_place) = postal(a);
     } else if let Some(a) = entry.get("ukjentBosted").filter(|a| a.is_object()) {
-        out.municipality_number = text(a, "bostedskommune");
+        out.municipality_number = code(a, "bostedskommune", 4);
     }
     out
 }
@@ -305,6 +317,41 @@ mod tests {
         assert_eq!(protection_level("hemmelig"), "hemmelig");
         assert!(withholds_address("hemmelig"));
         assert!(!withholds_address("fortrolig"));
+    }
+
+    #[test]
+    fn codes_keep_their_leading_zeros_whatever_the_json_type() {
+        let entry = serde_json::json!({
+            "vegadresse": {"adressenavn": "Storgata", "kommunenummer": 301,
+                           "poststed": {"postnummer": 150, "poststedsnavn": "OSLO"}}
+        });
+        let a = residence(&entry);
+        assert_eq!(a.municipality_number.as_deref(), Some("0301"));
+        assert_eq!(a.postal_code.as_deref(), Some("0150"));
+        let entry = serde_json::json!({
+            "vegadresse": {"adressenavn": "Storgata", "kommunenummer": "301", "postnummer": "0150"}
+        });
+        let a = residence(&entry);
+        assert_eq!(a.municipality_number.as_deref(), Some("0301"));
+        assert_eq!(a.postal_code.as_deref(), Some("0150"));
+        let entry = serde_json::json!({
+            "matrikkeladresse": {"matrikkelnummer": {"kommunenummer": 1101}, "postnummer": "4370"}
+        });
+        assert_eq!(
+            residence(&entry).municipality_number.as_deref(),
+            Some("1101")
+        );
+        let entry = serde_json::json!({"ukjentBosted": {"bostedskommune": 301}});
+        assert_eq!(
+            residence(&entry).municipality_number.as_deref(),
+            Some("0301")
+        );
+        // Not a code: kept as given, never invented.
+        let entry = serde_json::json!({"vegadresse": {"kommunenummer": "Oslo"}});
+        assert_eq!(
+            residence(&entry).municipality_number.as_deref(),
+            Some("Oslo")
+        );
     }
 
     fn with_protection(p: Option<Value>) -> Value {
