@@ -11,6 +11,7 @@ use schemas::tables::{DEAD_LETTER, PERSON, PERSON_EVENT, PERSON_HISTORY, TABLES,
 use transform::encode;
 use transform::freg::batch::{self, Planned};
 use transform::freg::feed::{BadEntry, Item, Lookup};
+use transform::model::PersonVersion;
 
 use crate::IngestError;
 use crate::lake::Lake;
@@ -36,17 +37,38 @@ pub async fn commit(
     for table in tables {
         if std::ptr::eq(*table, &*PERSON) {
             let rows = encode::persons(&planned.persons, now)?;
+            let withholds: Vec<_> = planned
+                .withholds
+                .iter()
+                .map(|w| (w.person(), w.sequence))
+                .collect();
+            let withholds = encode::persons(&withholds, now)?;
             match persons {
-                PersonWrite::Append => lake.append(&PERSON, Some(rows), txns).await?,
-                PersonWrite::Upsert => lake.upsert_persons(rows, txns).await?,
+                PersonWrite::Append if withholds.num_rows() == 0 => {
+                    lake.append(&PERSON, Some(rows), txns).await?;
+                }
+                PersonWrite::Append | PersonWrite::Upsert => {
+                    lake.upsert_persons(rows, withholds, txns).await?;
+                }
             }
         } else if std::ptr::eq(*table, &*PERSON_HISTORY) {
-            let (c, s, i) = (
+            let withholds: Vec<_> = planned
+                .withholds
+                .iter()
+                .map(|w| PersonVersion {
+                    person: w.person(),
+                    sequence: w.sequence,
+                    valid_from: now,
+                    valid_to: None,
+                })
+                .collect();
+            let (c, s, w, i) = (
                 encode::history(&planned.closes, now)?,
                 encode::history(&planned.scrubs, now)?,
+                encode::history(&withholds, now)?,
                 encode::history(&planned.inserts, now)?,
             );
-            lake.apply_history(c, s, i, txns).await?;
+            lake.apply_history(c, s, w, i, txns).await?;
         } else if std::ptr::eq(*table, &*PERSON_EVENT) {
             let rows = encode::events(&planned.events, now)?;
             lake.append(&PERSON_EVENT, Some(rows), txns).await?;

@@ -261,23 +261,34 @@ impl Lake {
         Ok(year_list(&years))
     }
 
-    /// Upserts `person` rows (one per person) and records the transactions, in one commit. Only
-    /// the birth-year partitions that hold these persons, before and after, are read and
-    /// rewritten; a person whose birth year changed moves to the new partition.
+    /// Upserts `person` rows (one per person) and withholds the address of the persons in
+    /// `withholds` (rows holding their id, protection `ukjent` and the sequence that failed;
+    /// a person the table does not hold is left out), and records the transactions, in one
+    /// commit. Only the birth-year partitions that hold these persons, before and after, are
+    /// read and rewritten; a person whose birth year changed moves to the new partition.
     pub async fn upsert_persons(
         &mut self,
         batch: RecordBatch,
+        withholds: RecordBatch,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        if batch.num_rows() == 0 {
-            return self.append(&PERSON, None, txns).await;
-        }
-        let years = self.partitions_of(&PERSON, &batch).await?;
         let delta = self.table(&PERSON).clone();
         let commit = Commit::new(&PERSON, &self.url, delta.version(), txns);
         let err = |e: DeltaTableError| commit.error(e);
+        let tagged: Vec<RecordBatch> = [(batch, "upsert"), (withholds, "withhold")]
+            .into_iter()
+            .filter(|(b, _)| b.num_rows() > 0)
+            .map(|(b, kind)| with_kind(b, kind))
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(e.into()))?;
+        if tagged.is_empty() {
+            return self.append(&PERSON, None, txns).await;
+        }
+        let source = arrow::compute::concat_batches(&tagged[0].schema(), &tagged)
+            .map_err(|e| err(e.into()))?;
+        let years = self.partitions_of(&PERSON, &source).await?;
         let ctx = SessionContext::new();
-        let source = ctx.read_batch(batch).map_err(|e| err(e.into()))?;
+        let source = ctx.read_batch(source).map_err(|e| err(e.into()))?;
         let columns: Vec<String> = PERSON
             .schema
             .fields()
@@ -295,6 +306,17 @@ impl Lake {
             .with_target_alias("target")
             .with_commit_properties(commit.properties())
             .when_matched_update(|u| {
+                let u = u
+                    .predicate("source.merge_kind = 'withhold'")
+                    .update("address_protection", "source.address_protection")
+                    .update("last_sequence", "source.last_sequence")
+                    .update("updated_at", "source.updated_at");
+                ADDRESS_COLUMNS
+                    .iter()
+                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
+            })
+            .map_err(&err)?
+            .when_matched_update(|u| {
                 columns.iter().fold(u, |u, c| {
                     u.update(c.as_str(), format!("source.{c}").as_str())
                 })
@@ -303,7 +325,9 @@ impl Lake {
             .when_not_matched_insert(|i| {
                 columns
                     .iter()
-                    .fold(i, |i, c| i.set(c.as_str(), format!("source.{c}").as_str()))
+                    .fold(i.predicate("source.merge_kind = 'upsert'"), |i, c| {
+                        i.set(c.as_str(), format!("source.{c}").as_str())
+                    })
             })
             .map_err(&err)?
             .await
@@ -324,24 +348,31 @@ impl Lake {
 
     /// Applies history: `closes` end the open version of their person at their `valid_to`,
     /// `scrubs` withhold every address of their person in every version (strengt fortrolig) and
-    /// end the open one, `inserts` add versions. One commit. The MERGE looks in every partition
+    /// end the open one, `withholds` withhold every address of their person in every version
+    /// and end nothing, `inserts` add versions. One commit. The MERGE looks in every partition
     /// that holds a version of these persons.
     pub async fn apply_history(
         &mut self,
         closes: RecordBatch,
         scrubs: RecordBatch,
+        withholds: RecordBatch,
         inserts: RecordBatch,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
         let delta = self.table(&PERSON_HISTORY).clone();
         let commit = Commit::new(&PERSON_HISTORY, &self.url, delta.version(), txns);
         let err = |e: DeltaTableError| commit.error(e);
-        let tagged: Vec<RecordBatch> = [(closes, "close"), (scrubs, "scrub"), (inserts, "insert")]
-            .into_iter()
-            .filter(|(b, _)| b.num_rows() > 0)
-            .map(|(b, kind)| with_kind(b, kind))
-            .collect::<Result<_, _>>()
-            .map_err(|e| err(e.into()))?;
+        let tagged: Vec<RecordBatch> = [
+            (closes, "close"),
+            (scrubs, "scrub"),
+            (withholds, "withhold"),
+            (inserts, "insert"),
+        ]
+        .into_iter()
+        .filter(|(b, _)| b.num_rows() > 0)
+        .map(|(b, kind)| with_kind(b, kind))
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.into()))?;
         if tagged.is_empty() {
             return self.append(&PERSON_HISTORY, None, txns).await;
         }
@@ -378,7 +409,8 @@ impl Lake {
             .collect();
         let predicate = format!(
             "target.person_id = source.person_id AND source.merge_kind <> 'insert' \
-             AND (source.merge_kind = 'scrub' OR target.valid_to IS NULL) AND target.birth_year IN ({years})"
+             AND (source.merge_kind IN ('scrub', 'withhold') OR target.valid_to IS NULL) \
+             AND target.birth_year IN ({years})"
         );
         let outcome = delta
             .clone()
@@ -390,14 +422,16 @@ impl Lake {
                 let u = u
                     .predicate("source.merge_kind = 'scrub'")
                     .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
-                ADDRESS_COLUMNS.iter().fold(u, |u, c| {
-                    let null = if *c == "moved_in_date" {
-                        ScalarValue::Date32(None)
-                    } else {
-                        ScalarValue::Utf8(None)
-                    };
-                    u.update(*c, lit(null))
-                })
+                ADDRESS_COLUMNS
+                    .iter()
+                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
+            })
+            .map_err(&err)?
+            .when_matched_update(|u| {
+                let u = u.predicate("source.merge_kind = 'withhold'");
+                ADDRESS_COLUMNS
+                    .iter()
+                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
             })
             .map_err(&err)?
             .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
@@ -420,6 +454,15 @@ impl Lake {
     /// The lake's base URL.
     pub fn url(&self) -> &Url {
         &self.url
+    }
+}
+
+/// A null of an address column's type.
+fn null_of(column: &str) -> ScalarValue {
+    if column == "moved_in_date" {
+        ScalarValue::Date32(None)
+    } else {
+        ScalarValue::Utf8(None)
     }
 }
 

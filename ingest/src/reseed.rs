@@ -160,6 +160,7 @@ pub async fn reseed(
             sequence,
             now,
             seeded.dead_letters,
+            seeded.withholds,
         );
         write(lake, &planned, position, now).await?;
         read_total += seeded.persons.len();

@@ -33,6 +33,8 @@ struct Script {
     batches: Vec<Value>,
     /// Lookups answered with a 200 that is not an answer before the real ones.
     not_answers: usize,
+    /// Document ids answered with the register's error instead of the document.
+    failing_documents: Vec<String>,
 }
 
 #[derive(Default)]
@@ -151,6 +153,10 @@ async fn lookup(State(r): Shared, Json(body): Json<Value>) -> Response {
     {
         let key = key.as_str().unwrap();
         let n: usize = key.trim_start_matches('d').parse().unwrap();
+        if r.script.failing_documents.iter().any(|d| d == key) {
+            answers.push(json!({"dokumentidentifikator": key, "feilmelding": "Intern feil"}));
+            continue;
+        }
         answers.push(json!({"dokumentidentifikator": key, "foedselsEllerDNummer": test_id(n), "folkeregisterperson": document(n)}));
     }
     for key in body["foedselsEllerDNummer"]
@@ -234,7 +240,7 @@ async fn run(
 /// Rows of a query over the lake's tables, as JSON objects.
 async fn rows(lake: &std::path::Path, sql: &str) -> Vec<Value> {
     let ctx = SessionContext::new();
-    for table in ["person", "person_event", "dead_letter"] {
+    for table in ["person", "person_history", "person_event", "dead_letter"] {
         let url = url::Url::from_directory_path(lake.join(table)).unwrap();
         let delta = deltalake::open_table(url).await.unwrap();
         ctx.register_table(table, delta.table_provider().await.unwrap())
@@ -454,6 +460,7 @@ async fn a_200_that_is_not_an_answer_is_retried_and_loses_nothing() {
         feed: Some(Box::new(|seq, _| entries((11..=14).filter(|s| *s >= seq)))),
         batches: vec![json!({"dokumentidentifikator": ["d1", "d2"]})],
         not_answers: 2,
+        ..Script::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -516,6 +523,73 @@ async fn a_malformed_feed_entry_is_dead_lettered_and_the_feed_goes_on() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["cursor"], "sequence=12");
     assert!(dead[0]["reason"].as_str().unwrap().contains("hendelsetype"));
+}
+
+#[tokio::test]
+async fn an_entry_whose_document_cannot_be_read_withholds_the_persons_address() {
+    // Persons 11 and 12 are seeded with an address; entry 12's document is answered with an
+    // error. The change might have been a protection: person 12's address is withheld
+    // everywhere (protection `ukjent`) until a later document is read.
+    let (url, _) = serve(Script {
+        heads: vec![10, 12],
+        batches: vec![json!({"foedselsEllerDNummer": [test_id(11), test_id(12)]})],
+        feed: Some(Box::new(|seq, _| entries((11..=12).filter(|s| *s >= seq)))),
+        failing_documents: vec!["d12".into()],
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    run(&url, dir.path(), "").await.unwrap();
+    let state = rows(
+        dir.path(),
+        "SELECT person_id, address_protection, street_name, municipality_number, last_sequence \
+         FROM person ORDER BY person_id",
+    )
+    .await;
+    let by_id = |n: usize| {
+        state
+            .iter()
+            .find(|r| r["person_id"] == test_id(n))
+            .cloned()
+            .unwrap_or_else(|| panic!("person {n} in {state:?}"))
+    };
+    assert_eq!(by_id(11)["street_name"], "Prøvevegen", "{state:?}");
+    let withheld = by_id(12);
+    assert_eq!(withheld["address_protection"], "ukjent", "{withheld}");
+    assert!(
+        withheld.get("street_name").is_none() && withheld.get("municipality_number").is_none(),
+        "{withheld}"
+    );
+    assert_eq!(
+        withheld["last_sequence"], 12,
+        "republished as changed: {withheld}"
+    );
+    let versions = rows(
+        dir.path(),
+        &format!(
+            "SELECT street_name, valid_to FROM person_history WHERE person_id = '{}'",
+            test_id(12)
+        ),
+    )
+    .await;
+    assert!(!versions.is_empty());
+    assert!(
+        versions.iter().all(|v| v.get("street_name").is_none()),
+        "no version keeps the address: {versions:?}"
+    );
+    assert!(
+        versions.iter().any(|v| v.get("valid_to").is_none()),
+        "the open version stays open: {versions:?}"
+    );
+    let events = rows(
+        dir.path(),
+        "SELECT sequence, outcome FROM person_event ORDER BY sequence",
+    )
+    .await;
+    assert_eq!(
+        events[1],
+        json!({"sequence": 12, "outcome": "dead_lettered"})
+    );
 }
 
 #[tokio::test]

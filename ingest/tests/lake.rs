@@ -74,11 +74,16 @@ async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twic
     let a = person("01019012345", "1990-01-01", Some("Storgata"));
     let b = person("02029112345", "1991-02-02", Some("Kirkegata"));
     let rows1 = encode::persons(&[(a.clone(), 1), (b, 1)], at(1)).unwrap();
-    lake.upsert_persons(rows1, &[(FREG_FEED, 1)]).await.unwrap();
+    let none = encode::persons(&[], at(1)).unwrap();
+    lake.upsert_persons(rows1, none.clone(), &[(FREG_FEED, 1)])
+        .await
+        .unwrap();
     // The register corrects a's birth date to 1991: a batch holding only the 1991 partition.
     let corrected = person("01019012345", "1991-03-03", Some("Storgata"));
     let rows2 = encode::persons(&[(corrected, 2)], at(2)).unwrap();
-    lake.upsert_persons(rows2, &[(FREG_FEED, 2)]).await.unwrap();
+    lake.upsert_persons(rows2, none, &[(FREG_FEED, 2)])
+        .await
+        .unwrap();
     lake.refresh().await.unwrap();
     let found = rows(
         &lake,
@@ -105,9 +110,15 @@ async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     let b1 = person("02029112345", "1991-02-02", Some("Kirkegata"));
     let inserts =
         encode::history(&[version(a1, 1, 1, None), version(b1, 1, 1, None)], at(1)).unwrap();
-    lake.apply_history(empty.clone(), empty.clone(), inserts, &[(FREG_FEED, 1)])
-        .await
-        .unwrap();
+    lake.apply_history(
+        empty.clone(),
+        empty.clone(),
+        empty.clone(),
+        inserts,
+        &[(FREG_FEED, 1)],
+    )
+    .await
+    .unwrap();
     // a moves (its open version ends, a new one opens); b's birth year was corrected and it
     // moves too: the close must find the version in the old partition.
     let a2 = person("01019012345", "1990-01-01", Some("Nygata"));
@@ -122,16 +133,28 @@ async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     .unwrap();
     let inserts =
         encode::history(&[version(a2, 2, 3, None), version(b2, 2, 3, None)], at(3)).unwrap();
-    lake.apply_history(closes, empty.clone(), inserts, &[(FREG_FEED, 2)])
-        .await
-        .unwrap();
+    lake.apply_history(
+        closes,
+        empty.clone(),
+        empty.clone(),
+        inserts,
+        &[(FREG_FEED, 2)],
+    )
+    .await
+    .unwrap();
     // a becomes strengt fortrolig: every one of its versions loses its address.
     let hidden = person("01019012345", "1990-01-01", None);
     let scrubs = encode::history(&[version(hidden.clone(), 3, 3, Some(5))], at(5)).unwrap();
     let inserts = encode::history(&[version(hidden, 3, 5, None)], at(5)).unwrap();
-    lake.apply_history(empty.clone(), scrubs, inserts, &[(FREG_FEED, 3)])
-        .await
-        .unwrap();
+    lake.apply_history(
+        empty.clone(),
+        scrubs,
+        empty.clone(),
+        inserts,
+        &[(FREG_FEED, 3)],
+    )
+    .await
+    .unwrap();
     lake.refresh().await.unwrap();
     let versions = rows(
         &lake,

@@ -6,7 +6,11 @@
 //!   (`applied` or `dead_lettered`);
 //! - a person whose last state in the batch withholds the address (strengt fortrolig, or a
 //!   protection that could not be read) gets no address in any version the batch inserts, and
-//!   every earlier version is scrubbed ([`Planned::scrubs`]).
+//!   every earlier version is scrubbed ([`Planned::scrubs`]);
+//! - a person whose last entry in the batch cannot be applied (a bad entry, an error answer, a
+//!   document that does not normalise) fails closed: the change may have been a protection, so
+//!   the address is withheld (protection `ukjent`) until a later document is read, through the
+//!   batch's own last state or, without one, [`Planned::withholds`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,10 +32,33 @@ pub struct Planned {
     pub closes: Vec<PersonVersion>,
     /// Like `closes`, for persons now withheld: every earlier address is withheld too.
     pub scrubs: Vec<PersonVersion>,
+    /// Persons with no state in the batch whose last entry could not be applied: the lake's
+    /// rows of each get their address withheld (protection `ukjent`) in every version.
+    pub withholds: Vec<Withhold>,
     /// `person_event` rows.
     pub events: Vec<EventRow>,
     /// Rejected records.
     pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A person whose address is withheld because an entry for it could not be applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Withhold {
+    /// The person id the entry named.
+    pub person_id: String,
+    /// The entry's sequence number.
+    pub sequence: i64,
+}
+
+impl Withhold {
+    /// The state row that stands for the withholding: the id, protection `ukjent`, nothing else.
+    pub fn person(&self) -> Person {
+        Person {
+            person_id: self.person_id.clone(),
+            address_protection: schemas::tables::protection::UNREADABLE.to_owned(),
+            ..Person::default()
+        }
+    }
 }
 
 /// The key a feed entry's document is fetched by: its document version, else the person.
@@ -107,6 +134,8 @@ pub fn plan(
 ) -> Planned {
     let mut out = Planned::default();
     let mut new_versions = Vec::new();
+    // Per person id, the last entry that could not be applied.
+    let mut failed: HashMap<String, i64> = HashMap::new();
     out.dead_letters.extend(
         unplaced
             .iter()
@@ -127,6 +156,9 @@ pub fn plan(
                     outcome: Outcome::DeadLettered,
                 });
                 out.dead_letters.push(bad_entry_letter(bad));
+                if let Some(id) = bad.person_id.as_deref().filter(|id| !id.trim().is_empty()) {
+                    failed.insert(id.trim().to_owned(), item.sequence());
+                }
                 continue;
             }
         };
@@ -177,10 +209,12 @@ pub fn plan(
             Err(dead) => {
                 out.events.push(event_row(entry, Outcome::DeadLettered));
                 out.dead_letters.push(dead);
+                failed.insert(e.folkeregisteridentifikator.clone(), entry.sekvensnummer);
             }
         }
     }
     let mut chained = versions::chain(new_versions);
+    fail_closed(&mut chained, &failed, &mut out.withholds);
     let mut first: HashMap<&str, &PersonVersion> = HashMap::new();
     let mut last: HashMap<&str, &PersonVersion> = HashMap::new();
     for v in &chained {
@@ -215,6 +249,44 @@ pub fn plan(
     out
 }
 
+/// Withholds the address of every person in `failed` whose failed entry came after the batch's
+/// last version of it (that version's protection becomes `ukjent`), and lists the ones without
+/// a version in `withholds`.
+fn fail_closed(
+    chained: &mut [PersonVersion],
+    failed: &HashMap<String, i64>,
+    withholds: &mut Vec<Withhold>,
+) {
+    if failed.is_empty() {
+        return;
+    }
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    for v in chained.iter() {
+        let seq = last
+            .entry(v.person.person_id.as_str())
+            .or_insert(v.sequence);
+        *seq = (*seq).max(v.sequence);
+    }
+    let last: HashMap<String, i64> = last.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    for v in chained.iter_mut() {
+        let id = v.person.person_id.as_str();
+        if last.get(id) == Some(&v.sequence) && failed.get(id).is_some_and(|f| *f > v.sequence) {
+            v.person.address_protection = schemas::tables::protection::UNREADABLE.to_owned();
+            v.person.address = Address::default();
+        }
+    }
+    let mut without: Vec<Withhold> = failed
+        .iter()
+        .filter(|(id, _)| !last.contains_key(id.as_str()))
+        .map(|(id, sequence)| Withhold {
+            person_id: id.clone(),
+            sequence: *sequence,
+        })
+        .collect();
+    without.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+    withholds.extend(without);
+}
+
 /// The rows of seeding from extract lookups: current state, and versions from each document's
 /// own history. `cursor` says where in the extract (for dead letters).
 pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planned {
@@ -237,7 +309,18 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
                 ("element", element),
             ]),
         };
+        // A person the extract names but whose document cannot be read keeps nothing it may
+        // have had in the lake (a re-seed): its address is withheld, as for a feed entry.
+        let withhold = |out: &mut Planned| {
+            if let Some(id) = lookup.id.as_deref().filter(|id| !id.trim().is_empty()) {
+                out.withholds.push(Withhold {
+                    person_id: id.trim().to_owned(),
+                    sequence: seed_sequence,
+                });
+            }
+        };
         let Some(raw) = lookup.folkeregisterperson.as_ref() else {
+            withhold(&mut out);
             out.dead_letters.push(reject(
                 format!(
                     "the register returned no document: {}",
@@ -260,7 +343,10 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
                     .extend(versions::from_document(&person, &doc, seed_sequence));
                 out.persons.push((person, seed_sequence));
             }
-            Err((reason, element)) => out.dead_letters.push(reject(reason, element)),
+            Err((reason, element)) => {
+                withhold(&mut out);
+                out.dead_letters.push(reject(reason, element));
+            }
         }
     }
     out
@@ -346,6 +432,76 @@ mod tests {
         assert_eq!(planned.inserts[0].person.address, Address::default());
         assert_eq!(
             planned.inserts[1].person.address.street_name.as_deref(),
+            Some("Nyvegen")
+        );
+    }
+
+    /// A lookup answered with an error instead of a document.
+    fn error_answer(seq: i64) -> (String, Lookup) {
+        let key = format!("d{seq}");
+        (
+            key.clone(),
+            Lookup {
+                id: Some(ID.into()),
+                dokumentidentifikator: Some(key),
+                folkeregisterperson: None,
+                feilmelding: Some(json!("intern feil")),
+            },
+        )
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_applied_withholds_the_address_until_a_later_document() {
+        let now = Utc::now();
+        // Applied, then an entry that fails: the last state is withheld, in every version.
+        let docs: HashMap<String, Lookup> =
+            [lookup(1, "Forrigevegen", "ugradert"), error_answer(2)]
+                .into_iter()
+                .collect();
+        let planned = plan(&[entry(1), entry(2)], &[], &docs, 0, now);
+        assert_eq!(planned.persons.len(), 1);
+        let (state, _) = &planned.persons[0];
+        assert_eq!(state.address_protection, "ukjent");
+        assert_eq!(state.address, Address::default());
+        assert!(
+            planned
+                .inserts
+                .iter()
+                .all(|v| v.person.address == Address::default())
+        );
+        assert_eq!(planned.scrubs.len(), 1, "earlier versions are scrubbed");
+        assert!(planned.withholds.is_empty());
+        // Only the failing entry: the lake's rows are withheld.
+        let planned = plan(&[entry(2)], &[], &docs, 0, now);
+        assert!(planned.persons.is_empty() && planned.inserts.is_empty());
+        assert_eq!(
+            planned.withholds,
+            vec![Withhold {
+                person_id: ID.into(),
+                sequence: 2
+            }]
+        );
+        assert_eq!(planned.withholds[0].person().address_protection, "ukjent");
+        // A bad entry naming the person counts the same.
+        let bad = Item::Bad(BadEntry {
+            sequence: Some(3),
+            person_id: Some(ID.into()),
+            page: 1,
+            place: "seq=1 entry=2".into(),
+            reason: "no ajourholdstidspunkt time zone".into(),
+            ..BadEntry::default()
+        });
+        let planned = plan(&[entry(1), bad], &[], &docs, 0, now);
+        assert_eq!(planned.persons[0].0.address_protection, "ukjent");
+        // A later document that is read restores the person.
+        let docs: HashMap<String, Lookup> = [error_answer(1), lookup(2, "Nyvegen", "ugradert")]
+            .into_iter()
+            .collect();
+        let planned = plan(&[entry(1), entry(2)], &[], &docs, 0, now);
+        assert!(planned.withholds.is_empty());
+        assert_eq!(planned.persons[0].0.address_protection, "ugradert");
+        assert_eq!(
+            planned.persons[0].0.address.street_name.as_deref(),
             Some("Nyvegen")
         );
     }

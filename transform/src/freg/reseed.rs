@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
-use super::batch::Planned;
+use super::batch::{Planned, Withhold};
 use super::document;
 use crate::model::{DeadLetter, Person, PersonVersion};
 
@@ -21,9 +21,11 @@ pub fn plan_reseed(
     sequence: i64,
     now: DateTime<Utc>,
     dead_letters: Vec<DeadLetter>,
+    withholds: Vec<Withhold>,
 ) -> Planned {
     let mut out = Planned {
         dead_letters,
+        withholds,
         ..Planned::default()
     };
     for (person, _) in persons {
@@ -78,7 +80,7 @@ mod tests {
             (person("c", "ugradert", Some("Nygata")), 9),
         ];
         let changed: HashSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
-        let planned = plan_reseed(&persons, &changed, 500, now, Vec::new());
+        let planned = plan_reseed(&persons, &changed, 500, now, Vec::new(), Vec::new());
         let ids = |v: &[PersonVersion]| -> Vec<String> {
             v.iter().map(|v| v.person.person_id.clone()).collect()
         };
