@@ -37,24 +37,23 @@ pub async fn commit(
     for table in tables {
         if std::ptr::eq(*table, &*PERSON) {
             let rows = encode::persons(&planned.persons, now)?;
+            // An appended seed batch's persons are not in the table: nothing to withhold.
             let withholds: Vec<_> = planned
                 .withholds
                 .iter()
+                .filter(|_| persons == PersonWrite::Upsert)
                 .map(|w| (w.person(), w.sequence))
                 .collect();
             let withholds = encode::persons(&withholds, now)?;
             match persons {
-                PersonWrite::Append if withholds.num_rows() == 0 => {
-                    lake.append(&PERSON, Some(rows), txns).await?;
-                }
-                PersonWrite::Append | PersonWrite::Upsert => {
-                    lake.upsert_persons(rows, withholds, txns).await?;
-                }
+                PersonWrite::Append => lake.append(&PERSON, Some(rows), txns).await?,
+                PersonWrite::Upsert => lake.upsert_persons(rows, withholds, txns).await?,
             }
         } else if std::ptr::eq(*table, &*PERSON_HISTORY) {
             let withholds: Vec<_> = planned
                 .withholds
                 .iter()
+                .filter(|_| persons == PersonWrite::Upsert)
                 .map(|w| PersonVersion {
                     person: w.person(),
                     sequence: w.sequence,

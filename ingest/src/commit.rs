@@ -110,8 +110,10 @@ impl Commit {
             }
             Ok(None) => Err(self.error(e)),
             Err(read) => {
+                // Whether the commit is in the log is not known: never "another writer" (exit 3,
+                // not restarted) on a guess; a plain lake error, retried or restarted.
                 warn!(table = self.table.name, error = %read, "reading the log after a failed commit");
-                Err(self.error(e))
+                Err(lake_error(self.table, &self.url)(e))
             }
         }
     }

@@ -217,7 +217,7 @@ async fn write(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), IngestError> {
     let txns = [(FREG_FEED, position)];
-    if !planned.persons.is_empty() {
+    if !planned.persons.is_empty() || !planned.withholds.is_empty() {
         commit(
             lake,
             planned,

@@ -159,7 +159,12 @@ impl Simulator {
     /// second apart (one still second can be a busy machine, not the end of the stream).
     pub fn wait_until_quiet(&self) -> i64 {
         let (mut last, mut still) = (-1, 0);
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "the simulator's feed did not come to rest"
+            );
             // Faults may fail a request: retry.
             let Some(head) = self
                 .get_json(
@@ -167,6 +172,7 @@ impl Simulator {
                 )
                 .and_then(|v| v.as_i64())
             else {
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             };
             if head == last {

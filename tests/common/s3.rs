@@ -209,6 +209,9 @@ fn proxy_one(
             head.push(line);
         }
     }
+    if head.is_empty() {
+        return;
+    }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).expect("request body");
     let mut words = head[0].split_whitespace();

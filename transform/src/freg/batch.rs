@@ -136,12 +136,22 @@ pub fn plan(
     let mut new_versions = Vec::new();
     // Per person id, the last entry that could not be applied.
     let mut failed: HashMap<String, i64> = HashMap::new();
-    out.dead_letters.extend(
-        unplaced
-            .iter()
-            .filter(|b| b.page > after)
-            .map(bad_entry_letter),
-    );
+    // Feed ids whose document named the person by another (current) id.
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    let unplaced: Vec<&BadEntry> = unplaced.iter().filter(|b| b.page > after).collect();
+    out.dead_letters
+        .extend(unplaced.iter().map(|b| bad_entry_letter(b)));
+    // An entry that cannot be placed may have changed its person, at an unknown position: the
+    // person's address is withheld (fail closed) at the batch's last position.
+    let batch_last = items.iter().map(Item::sequence).max().unwrap_or(after);
+    let mut unplaced_persons: Vec<String> = unplaced
+        .iter()
+        .filter_map(|b| b.person_id.as_deref())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    unplaced_persons.dedup();
     for item in items.iter().filter(|i| i.sequence() > after) {
         let entry = match item {
             Item::Entry(entry) => entry,
@@ -199,6 +209,12 @@ pub fn plan(
         match result {
             Ok(person) => {
                 out.events.push(event_row(entry, Outcome::Applied));
+                if person.person_id != e.folkeregisteridentifikator.trim() {
+                    aliases.insert(
+                        e.folkeregisteridentifikator.trim().to_owned(),
+                        person.person_id.clone(),
+                    );
+                }
                 new_versions.push(PersonVersion {
                     person,
                     sequence: entry.sekvensnummer,
@@ -209,12 +225,28 @@ pub fn plan(
             Err(dead) => {
                 out.events.push(event_row(entry, Outcome::DeadLettered));
                 out.dead_letters.push(dead);
-                failed.insert(e.folkeregisteridentifikator.clone(), entry.sekvensnummer);
+                failed.insert(
+                    e.folkeregisteridentifikator.trim().to_owned(),
+                    entry.sekvensnummer,
+                );
             }
         }
     }
+    for id in unplaced_persons {
+        // After every version the batch has of the person.
+        failed.insert(id, i64::MAX);
+    }
+    // A failure under the feed's id also counts for the id its documents carry.
+    let aliased: Vec<(String, i64)> = failed
+        .iter()
+        .filter_map(|(id, seq)| aliases.get(id).map(|current| (current.clone(), *seq)))
+        .collect();
+    for (current, seq) in aliased {
+        let at = failed.entry(current).or_insert(seq);
+        *at = (*at).max(seq);
+    }
     let mut chained = versions::chain(new_versions);
-    fail_closed(&mut chained, &failed, &mut out.withholds);
+    fail_closed(&mut chained, &failed, batch_last, &mut out.withholds);
     let mut first: HashMap<&str, &PersonVersion> = HashMap::new();
     let mut last: HashMap<&str, &PersonVersion> = HashMap::new();
     for v in &chained {
@@ -251,10 +283,11 @@ pub fn plan(
 
 /// Withholds the address of every person in `failed` whose failed entry came after the batch's
 /// last version of it (that version's protection becomes `ukjent`), and lists the ones without
-/// a version in `withholds`.
+/// a version in `withholds` (at the failed entry's sequence, at most `batch_last`).
 fn fail_closed(
     chained: &mut [PersonVersion],
     failed: &HashMap<String, i64>,
+    batch_last: i64,
     withholds: &mut Vec<Withhold>,
 ) {
     if failed.is_empty() {
@@ -280,7 +313,7 @@ fn fail_closed(
         .filter(|(id, _)| !last.contains_key(id.as_str()))
         .map(|(id, sequence)| Withhold {
             person_id: id.clone(),
-            sequence: *sequence,
+            sequence: (*sequence).min(batch_last),
         })
         .collect();
     without.sort_by(|a, b| a.person_id.cmp(&b.person_id));
@@ -349,6 +382,19 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
             }
         }
     }
+    // One withhold per person, none for a person read after all (named twice): a MERGE source
+    // must not match a row twice.
+    let read: HashSet<&str> = out
+        .persons
+        .iter()
+        .map(|(p, _)| p.person_id.as_str())
+        .collect();
+    let mut seen = HashSet::new();
+    let withholds = std::mem::take(&mut out.withholds);
+    out.withholds = withholds
+        .into_iter()
+        .filter(|w| !read.contains(w.person_id.as_str()) && seen.insert(w.person_id.clone()))
+        .collect();
     out
 }
 
@@ -493,6 +539,24 @@ mod tests {
         });
         let planned = plan(&[entry(1), bad], &[], &docs, 0, now);
         assert_eq!(planned.persons[0].0.address_protection, "ukjent");
+        // An entry that cannot be placed (no usable sequence number, or a second entry for a
+        // position) withholds its person at the batch's last position.
+        let unplaced = BadEntry {
+            sequence: None,
+            person_id: Some(ID.into()),
+            page: 1,
+            place: "seq=1 entry=9".into(),
+            reason: "sekvensnummer 4.5".into(),
+            ..BadEntry::default()
+        };
+        let planned = plan(&[entry(1)], std::slice::from_ref(&unplaced), &docs, 0, now);
+        assert_eq!(planned.persons[0].0.address_protection, "ukjent");
+        let planned = plan(&[], std::slice::from_ref(&unplaced), &docs, 0, now);
+        assert_eq!(planned.withholds.len(), 1);
+        assert_eq!(
+            planned.withholds[0].sequence, 0,
+            "no position beyond the batch"
+        );
         // A later document that is read restores the person.
         let docs: HashMap<String, Lookup> = [error_answer(1), lookup(2, "Nyvegen", "ugradert")]
             .into_iter()
@@ -504,6 +568,53 @@ mod tests {
             planned.persons[0].0.address.street_name.as_deref(),
             Some("Nyvegen")
         );
+    }
+
+    #[test]
+    fn a_failure_under_the_feeds_id_withholds_the_id_the_documents_carry() {
+        // The feed names the person by an old id; its document by the current one.
+        let current = (100..500)
+            .find_map(|i| crate::ident::complete(&format!("118885{i:03}")))
+            .filter(|id| id != ID)
+            .unwrap();
+        let doc = json!({
+            "identifikasjonsnummer": [{"foedselsEllerDNummer": current, "erGjeldende": true}],
+            "bostedsadresse": [{"vegadresse": {"adressenavn": "Gamlevegen", "kommunenummer": "5035"}, "erGjeldende": true}]
+        });
+        let raw = serde_json::value::RawValue::from_string(doc.to_string()).unwrap();
+        let first = Lookup {
+            id: Some(ID.into()),
+            dokumentidentifikator: Some("d1".into()),
+            folkeregisterperson: Some(raw),
+            feilmelding: None,
+        };
+        let docs: HashMap<String, Lookup> = [("d1".to_owned(), first), error_answer(2)]
+            .into_iter()
+            .collect();
+        let planned = plan(&[entry(1), entry(2)], &[], &docs, 0, Utc::now());
+        let (state, _) = &planned.persons[0];
+        assert_eq!(state.person_id, current);
+        assert_eq!(state.address_protection, "ukjent", "{state:?}");
+        assert!(
+            planned
+                .inserts
+                .iter()
+                .all(|v| v.person.address == Address::default())
+        );
+    }
+
+    #[test]
+    fn a_seed_withholds_each_unreadable_person_once_and_never_one_it_read() {
+        let (_, good) = lookup(1, "Storgata", "ugradert");
+        let (_, bad) = error_answer(2);
+        let planned = plan_seed(
+            &[bad.clone(), good, bad.clone()],
+            9,
+            "extract=j batches=0..1",
+        );
+        assert!(planned.withholds.is_empty(), "{:?}", planned.withholds);
+        let planned = plan_seed(&[bad.clone(), bad], 9, "extract=j batches=0..1");
+        assert_eq!(planned.withholds.len(), 1);
     }
 
     #[test]

@@ -43,10 +43,13 @@ pub(crate) fn text(v: &Value, field: &str) -> Option<String> {
 
 /// A fixed-width numeric code (kommunenummer, postnummer: 4 digits). The register sends text;
 /// a number, or text that lost its leading zeros on the way (`301`), is padded back (`0301`)
-/// instead of becoming another code. Anything else is kept as given.
+/// instead of becoming another code; at most two zeros are restored (`0` stays `0`, not a code
+/// that does not exist). Anything else is kept as given.
 pub(crate) fn code(v: &Value, field: &str, width: usize) -> Option<String> {
     let raw = text(v, field)?;
-    if raw.len() < width && raw.bytes().all(|b| b.is_ascii_digit()) {
+    if (width.saturating_sub(2)..width).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_digit())
+    {
         Some(format!("{raw:0>width$}"))
     } else {
         Some(raw)

@@ -250,14 +250,32 @@ pub fn read_page(page: Page, next: i64) -> Reading {
             out.old += 1;
             return;
         }
-        match by_seq.get(&seq) {
+        match (by_seq.get(&seq), item) {
             // A good entry wins over a bad one at the same position.
-            Some(Item::Bad(_)) if matches!(item, Item::Entry(_)) => {
+            (Some(Item::Bad(_)), item @ Item::Entry(_)) => {
                 by_seq.insert(seq, item);
                 out.repeats += 1;
             }
-            Some(_) => out.repeats += 1,
-            None => {
+            // Two different entries for one position: the first is taken, the second cannot
+            // be placed and is never dropped silently (it is dead-lettered, its person withheld).
+            (Some(Item::Entry(first)), Item::Entry(second)) if *first != second => {
+                let e = &second.hendelse;
+                out.unplaced.push(BadEntry {
+                    sequence: None,
+                    person_id: Some(e.folkeregisteridentifikator.clone()),
+                    event_type: Some(e.hendelsetype.clone()),
+                    event_document_id: e.hendelsesdokument.clone(),
+                    person_document_id: e.persondokument.clone(),
+                    page: next,
+                    place: format!("seq={next} sequence={seq} (second entry)"),
+                    reason: format!(
+                        "a second, different entry for sequence {seq}: the register gave two \
+                         (the first is taken)"
+                    ),
+                });
+            }
+            (Some(_), _) => out.repeats += 1,
+            (None, item) => {
                 by_seq.insert(seq, item);
             }
         }
@@ -473,6 +491,19 @@ mod tests {
         assert_eq!(seqs(&r), vec![2, 3, 4]);
         assert_eq!((r.repeats, r.old, r.gap, r.all_old), (1, 1, None, None));
         assert_eq!(r.next(2), 5);
+    }
+
+    #[test]
+    fn a_second_different_entry_for_a_position_is_never_dropped_silently() {
+        let mut other = entry(3);
+        other["hendelse"]["folkeregisteridentifikator"] = Value::from("01010112345");
+        let r = read_page(page(&[entry(2), entry(3), other, entry(3)]), 2);
+        assert_eq!(seqs(&r), vec![2, 3], "the first entry is taken");
+        assert_eq!(r.repeats, 1, "the identical repeat is a repeat");
+        assert_eq!(r.unplaced.len(), 1, "the different one cannot be placed");
+        let second = &r.unplaced[0];
+        assert_eq!(second.person_id.as_deref(), Some("01010112345"));
+        assert!(second.reason.contains("sequence 3"), "{second:?}");
     }
 
     #[test]
