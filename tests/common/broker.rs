@@ -69,7 +69,7 @@ pub fn tansu() -> PathBuf {
                 }
             }
         }
-        eprintln!(
+        say!(
             "== installing the test broker {CRATE} {VERSION} into {} (first use only; a few minutes)",
             root.display()
         );
@@ -93,7 +93,7 @@ pub fn tansu() -> PathBuf {
         let _ = std::fs::remove_file(&lock_path);
         match status {
             Ok(s) if s.success() && bin.is_file() => {
-                eprintln!(
+                say!(
                     "== test broker installed in {:.0} s: {}",
                     started.elapsed().as_secs_f64(),
                     bin.display()

@@ -3,6 +3,15 @@
 
 #![allow(dead_code)]
 
+/// A line on the test process's standard error that the test harness does not capture: what
+/// a person running the suite must see (a broker being installed, a random seed to replay).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod broker;
 pub mod kafka;
 pub mod s3;
@@ -403,7 +412,7 @@ pub fn kill_rng(test: &str) -> rand::rngs::SmallRng {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    eprintln!("{test}: kill timings from seed {seed} (replay with KILL_SEED={seed})");
+    say!("{test}: kill timings from seed {seed} (replay with KILL_SEED={seed})");
     rand::rngs::SmallRng::seed_from_u64(seed)
 }
 

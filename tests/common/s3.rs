@@ -38,7 +38,7 @@ fn python_path() -> Option<PathBuf> {
             .join("regsync-s3")
             .join(format!("moto-{VERSION}"));
         if !works(Some(&dir)) {
-            eprintln!(
+            say!(
                 "== installing the test S3 server {MOTO} into {} (first use only)",
                 dir.display()
             );
