@@ -138,15 +138,28 @@ impl Drop for Broker {
 impl Broker {
     /// Starts a broker and waits until it listens.
     pub fn start() -> Self {
-        Self::start_at(&format!("127.0.0.1:{}", free_port()))
+        // A free port can be taken by another process before the broker binds it: the broker
+        // then exits, and another port is tried.
+        for _ in 0..5 {
+            if let Some(broker) = Self::try_start_at(&format!("127.0.0.1:{}", free_port())) {
+                return broker;
+            }
+        }
+        panic!("the broker could not listen on any of 5 free ports");
     }
 
     /// Starts a broker (empty) on `addr`, e.g. where another one was killed.
     pub fn start_at(addr: &str) -> Self {
+        Self::try_start_at(addr)
+            .unwrap_or_else(|| panic!("the broker exited instead of listening on {addr}"))
+    }
+
+    /// Starts a broker on `addr`; `None` when it exits instead (the address is taken).
+    fn try_start_at(addr: &str) -> Option<Self> {
         let bin = tansu();
         let addr = addr.to_owned();
         let listener = format!("tcp://{addr}");
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", "memory://tansu/"])
@@ -155,11 +168,21 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("starting the broker {}: {e}", bin.display()));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&addr).is_err() {
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if TcpStream::connect(&addr).is_ok() {
+                // What answers may be another process on the port: the broker must still run.
+                std::thread::sleep(Duration::from_millis(300));
+                if child.try_wait().ok().flatten().is_some() {
+                    return None;
+                }
+                return Some(Self { child, addr });
+            }
             assert!(Instant::now() < deadline, "broker did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { child, addr }
     }
 
     /// Sends the broker process a signal (`-STOP`, `-CONT`).
