@@ -14,6 +14,7 @@ use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::operations::merge::{InsertBuilder, UpdateBuilder};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use schemas::tables::{ADDRESS_COLUMNS, ALL_TABLES, PERSON, PERSON_HISTORY, Table};
@@ -311,9 +312,7 @@ impl Lake {
                     .update("address_protection", "source.address_protection")
                     .update("last_sequence", "source.last_sequence")
                     .update("updated_at", "source.updated_at");
-                ADDRESS_COLUMNS
-                    .iter()
-                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
+                withhold_address(u)
             })
             .map_err(&err)?
             .when_matched_update(|u| {
@@ -322,13 +321,7 @@ impl Lake {
                 })
             })
             .map_err(&err)?
-            .when_not_matched_insert(|i| {
-                columns
-                    .iter()
-                    .fold(i.predicate("source.merge_kind = 'upsert'"), |i, c| {
-                        i.set(c.as_str(), format!("source.{c}").as_str())
-                    })
-            })
+            .when_not_matched_insert(|i| insert_from_source(i, "upsert", &columns))
             .map_err(&err)?
             .await
             .map(|(updated, metrics)| {
@@ -422,27 +415,16 @@ impl Lake {
                 let u = u
                     .predicate("source.merge_kind = 'scrub'")
                     .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
-                ADDRESS_COLUMNS
-                    .iter()
-                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
+                withhold_address(u)
             })
             .map_err(&err)?
             .when_matched_update(|u| {
-                let u = u.predicate("source.merge_kind = 'withhold'");
-                ADDRESS_COLUMNS
-                    .iter()
-                    .fold(u, |u, c| u.update(*c, lit(null_of(c))))
+                withhold_address(u.predicate("source.merge_kind = 'withhold'"))
             })
             .map_err(&err)?
             .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
             .map_err(&err)?
-            .when_not_matched_insert(|i| {
-                columns
-                    .iter()
-                    .fold(i.predicate("source.merge_kind = 'insert'"), |i, c| {
-                        i.set(c.as_str(), format!("source.{c}").as_str())
-                    })
-            })
+            .when_not_matched_insert(|i| insert_from_source(i, "insert", &columns))
             .map_err(&err)?
             .await
             .map(|(updated, _)| updated);
@@ -455,6 +437,21 @@ impl Lake {
     pub fn url(&self) -> &Url {
         &self.url
     }
+}
+
+/// The insert of a MERGE source row of `kind` with every column of the table.
+fn insert_from_source(i: InsertBuilder, kind: &str, columns: &[String]) -> InsertBuilder {
+    columns.iter().fold(
+        i.predicate(format!("source.merge_kind = '{kind}'").as_str()),
+        |i, c| i.set(c.as_str(), format!("source.{c}").as_str()),
+    )
+}
+
+/// An update setting every address column (and the municipality) to null.
+fn withhold_address(u: UpdateBuilder) -> UpdateBuilder {
+    ADDRESS_COLUMNS
+        .iter()
+        .fold(u, |u, c| u.update(*c, lit(null_of(c))))
 }
 
 /// A null of an address column's type.
