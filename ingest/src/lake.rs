@@ -276,12 +276,8 @@ impl Lake {
         let delta = self.table(&PERSON).clone();
         let commit = Commit::new(&PERSON, &self.url, delta.version(), txns);
         let err = |e: DeltaTableError| commit.error(e);
-        let tagged: Vec<RecordBatch> = [(batch, "upsert"), (withholds, "withhold")]
-            .into_iter()
-            .filter(|(b, _)| b.num_rows() > 0)
-            .map(|(b, kind)| with_kind(b, kind))
-            .collect::<Result<_, _>>()
-            .map_err(|e| err(e.into()))?;
+        let tagged =
+            tagged([(batch, "upsert"), (withholds, "withhold")]).map_err(|e| err(e.into()))?;
         if tagged.is_empty() {
             return self.append(&PERSON, None, txns).await;
         }
@@ -355,16 +351,12 @@ impl Lake {
         let delta = self.table(&PERSON_HISTORY).clone();
         let commit = Commit::new(&PERSON_HISTORY, &self.url, delta.version(), txns);
         let err = |e: DeltaTableError| commit.error(e);
-        let tagged: Vec<RecordBatch> = [
+        let tagged = tagged([
             (closes, "close"),
             (scrubs, "scrub"),
             (withholds, "withhold"),
             (inserts, "insert"),
-        ]
-        .into_iter()
-        .filter(|(b, _)| b.num_rows() > 0)
-        .map(|(b, kind)| with_kind(b, kind))
-        .collect::<Result<_, _>>()
+        ])
         .map_err(|e| err(e.into()))?;
         if tagged.is_empty() {
             return self.append(&PERSON_HISTORY, None, txns).await;
@@ -482,6 +474,17 @@ fn year_list(years: &std::collections::BTreeSet<i32>) -> String {
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The non-empty batches of a MERGE source, each with its `merge_kind` column.
+fn tagged<const N: usize>(
+    batches: [(RecordBatch, &str); N],
+) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    batches
+        .into_iter()
+        .filter(|(b, _)| b.num_rows() > 0)
+        .map(|(b, kind)| with_kind(b, kind))
+        .collect()
 }
 
 fn with_kind(batch: RecordBatch, kind: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
