@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use deltalake::datafusion::prelude::SessionContext;
-use ingest::apply::{FeedBatch, PersonWrite, apply, commit, feed_tables};
+use ingest::apply::{FeedBatch, apply, commit, feed_tables};
 use ingest::follow::positions;
 use ingest::lake::{Lake, lake_url};
 use ingest::seed::mark_seeded;
@@ -33,6 +33,7 @@ use schemas::tables::{DEAD_LETTER, PERSON, PERSON_EVENT, PERSON_HISTORY};
 use serde_json::{Value, json};
 use transform::freg::batch::{document_key, plan_seed};
 use transform::freg::feed::{Item, Lookup, parse_page, read_page};
+use transform::freg::tables::Seed;
 
 const KOMMUNER: [&str; 3] = ["5035", "0301", "4601"];
 /// Every street name the model hands out starts with this, so a leak is found by text.
@@ -614,10 +615,9 @@ async fn seed(lake: &mut Lake, register: &Register, seq: i64) {
     let txns = [(FREG_SEED_BATCHES, 1), (FREG_SEED_SEQUENCE, seq)];
     commit(
         lake,
-        &planned,
+        &Seed(&planned),
         &[&*PERSON, &*PERSON_HISTORY, &*DEAD_LETTER],
         &txns,
-        PersonWrite::Append,
         Utc::now(),
     )
     .await

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use deltalake::datafusion::prelude::SessionContext;
-use ingest::apply::{PersonWrite, commit};
+use ingest::apply::commit;
 use ingest::client::{ExtractBatch, FregClient};
 use ingest::lake::{Lake, lake_url};
 use ingest::{Pipeline, RunOptions};
@@ -11,6 +11,7 @@ use schemas::cursor::{FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
 use schemas::tables::PERSON;
 use tokio_util::sync::CancellationToken;
 use transform::freg::batch::plan_seed;
+use transform::freg::tables::Seed;
 
 fn pipeline(url: &str, seed_batch_persons: usize) -> Pipeline {
     Pipeline::parse(
@@ -85,10 +86,9 @@ async fn a_seed_resumed_with_another_batch_size_appends_no_person_twice() {
     let planned = plan_seed(&lookups, head, "first seed");
     commit(
         &mut lake,
-        &planned,
+        &Seed(&planned),
         &[&*PERSON],
         &[(FREG_SEED_BATCHES, 2), (FREG_SEED_SEQUENCE, head)],
-        PersonWrite::Append,
         Utc::now(),
     )
     .await

@@ -7,79 +7,25 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use schemas::cursor::FREG_FEED;
-use schemas::tables::{DEAD_LETTER, PERSON, PERSON_EVENT, PERSON_HISTORY, TABLES, Table};
-use transform::encode;
+use schemas::tables::Table;
+use transform::change::Plan;
 use transform::freg::batch::{self, Planned};
 use transform::freg::feed::{BadEntry, Item, Lookup};
-use transform::model::PersonVersion;
 
 use crate::IngestError;
 use crate::lake::Lake;
 
-/// How `person` rows are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersonWrite {
-    /// Appended: the table holds none of these persons yet (a seed commit).
-    Append,
-    /// Upserted by person id.
-    Upsert,
-}
-
-/// Writes planned rows to `tables`, each commit recording `txns`.
+/// Writes a plan's changes to each of `tables`, each in its own commit recording `txns`.
 pub async fn commit(
     lake: &mut Lake,
-    planned: &Planned,
+    plan: &dyn Plan,
     tables: &[&'static Table],
     txns: &[(&str, i64)],
-    persons: PersonWrite,
     now: DateTime<Utc>,
 ) -> Result<(), IngestError> {
     for table in tables {
-        if std::ptr::eq(*table, &*PERSON) {
-            let rows = encode::persons(&planned.persons, now)?;
-            // An appended seed batch's persons are not in the table: nothing to withhold.
-            let withholds: Vec<_> = planned
-                .withholds
-                .iter()
-                .filter(|_| persons == PersonWrite::Upsert)
-                .map(|w| (w.person(), w.sequence))
-                .collect();
-            let withholds = encode::persons(&withholds, now)?;
-            match persons {
-                PersonWrite::Append => lake.append(&PERSON, Some(rows), txns).await?,
-                PersonWrite::Upsert => lake.upsert_persons(rows, withholds, txns).await?,
-            }
-        } else if std::ptr::eq(*table, &*PERSON_HISTORY) {
-            let withholds: Vec<_> = planned
-                .withholds
-                .iter()
-                .filter(|_| persons == PersonWrite::Upsert)
-                .map(|w| PersonVersion {
-                    person: w.person(),
-                    sequence: w.sequence,
-                    valid_from: now,
-                    valid_to: None,
-                })
-                .collect();
-            let (c, s, w, i) = (
-                encode::history(&planned.closes, now)?,
-                encode::history(&planned.scrubs, now)?,
-                encode::history(&withholds, now)?,
-                encode::history(&planned.inserts, now)?,
-            );
-            lake.apply_history(c, s, w, i, txns).await?;
-        } else if std::ptr::eq(*table, &*PERSON_EVENT) {
-            let rows = encode::events(&planned.events, now)?;
-            lake.append(&PERSON_EVENT, Some(rows), txns).await?;
-        } else if std::ptr::eq(*table, &*DEAD_LETTER) {
-            let rows = encode::dead_letters(&planned.dead_letters, now)?;
-            lake.append(&DEAD_LETTER, Some(rows), txns).await?;
-        } else {
-            return Err(IngestError::LakeRead(format!(
-                "the feed worker does not write table {}",
-                table.name
-            )));
-        }
+        let changes = plan.changes(table, now)?;
+        lake.apply_changes(table, changes, txns).await?;
     }
     Ok(())
 }
@@ -139,25 +85,15 @@ pub async fn apply(
         let planned = plans
             .entry(after)
             .or_insert_with(|| batch::plan(&batch.items, &batch.unplaced, &batch.docs, after, now));
-        commit(
-            lake,
-            planned,
-            &[table],
-            &[(FREG_FEED, last)],
-            PersonWrite::Upsert,
-            now,
-        )
-        .await?;
+        commit(lake, planned, &[table], &[(FREG_FEED, last)], now).await?;
         positions.insert(table.name, last);
-        applied.persons = applied.persons.max(planned.persons.len());
-        if std::ptr::eq(*table, &*DEAD_LETTER) {
-            applied.dead_letters = planned.dead_letters.len();
-        }
+        applied.persons = applied.persons.max(planned.entities());
+        applied.dead_letters = applied.dead_letters.max(planned.dead_letters());
     }
     Ok(applied)
 }
 
 /// The tables [`apply`] writes, in order.
 pub fn feed_tables() -> &'static [&'static Table] {
-    TABLES.as_slice()
+    transform::freg::tables::feed_tables()
 }

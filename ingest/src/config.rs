@@ -342,10 +342,11 @@ impl Pipeline {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.source.register != "freg" {
+        if crate::register::by_name(&self.source.register).is_none() {
             return Err(format!(
-                "source.register: {:?} is not a register this version follows (freg)",
-                self.source.register
+                "source.register: {:?} is not a register this version follows ({})",
+                self.source.register,
+                schemas::register::all().map(|r| r.name).join(", ")
             ));
         }
         if !self.source.base_url.starts_with("http://")

@@ -5,19 +5,15 @@
 //! back, so a restart resumes exactly after what is durable, table by table.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use deltalake::datafusion::prelude::{SessionContext, lit};
-use deltalake::datafusion::scalar::ScalarValue;
+use arrow::array::RecordBatch;
+use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::operations::merge::{InsertBuilder, UpdateBuilder};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
-use schemas::tables::{ADDRESS_COLUMNS, ALL_TABLES, PERSON, PERSON_HISTORY, Table};
+use schemas::tables::{ALL_TABLES, Table};
 use tracing::info;
 use url::Url;
 
@@ -145,7 +141,8 @@ impl Lake {
         Ok(ctx)
     }
 
-    fn table(&self, table: &'static Table) -> &DeltaTable {
+    /// A table as last read or written.
+    pub(crate) fn table(&self, table: &'static Table) -> &DeltaTable {
         self.tables
             .get(table.name)
             .expect("every table is opened in Lake::open")
@@ -178,7 +175,18 @@ impl Lake {
         batch: Option<RecordBatch>,
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
-        let batches: Vec<RecordBatch> = batch.into_iter().filter(|b| b.num_rows() > 0).collect();
+        self.append_all(table, batch.into_iter().collect(), txns)
+            .await
+    }
+
+    /// Appends every batch's rows (if any) and records the transactions, in one commit.
+    pub async fn append_all(
+        &mut self,
+        table: &'static Table,
+        batches: Vec<RecordBatch>,
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         if batches.is_empty() {
             return self.mark(table, txns).await;
         }
@@ -225,286 +233,13 @@ impl Lake {
         Ok(())
     }
 
-    /// The birth-year partitions where a table holds rows of the persons in `batch` (its
-    /// `person_id` column), and the batch's own years: what a MERGE of the batch must look in,
-    /// so that a person whose birth year was corrected is found in the old partition.
-    async fn partitions_of(
-        &self,
-        table: &'static Table,
-        batch: &RecordBatch,
-    ) -> Result<String, IngestError> {
-        let err = lake_error(table, &self.url);
-        let mut years = batch_years(batch);
-        let delta = self.table(table);
-        if delta.snapshot().is_ok_and(|s| s.log_data().num_files() > 0) {
-            let ctx = SessionContext::new();
-            let provider = delta.table_provider().await.map_err(|e| err(e.into()))?;
-            ctx.register_table("target", provider)
-                .map_err(|e| err(e.into()))?;
-            let ids = batch
-                .project(&[batch
-                    .schema()
-                    .index_of("person_id")
-                    .map_err(|e| err(e.into()))?])
-                .map_err(|e| err(e.into()))?;
-            ctx.register_batch("ids", ids).map_err(|e| err(e.into()))?;
-            let found = ctx
-                .sql("SELECT DISTINCT t.birth_year FROM target t JOIN ids ON t.person_id = ids.person_id")
-                .await
-                .map_err(|e| err(e.into()))?
-                .collect()
-                .await
-                .map_err(|e| err(e.into()))?;
-            for b in &found {
-                years.extend(batch_years(b));
-            }
-        }
-        Ok(year_list(&years))
-    }
-
-    /// Upserts `person` rows (one per person) and withholds the address of the persons in
-    /// `withholds` (rows holding their id, protection `ukjent` and the sequence that failed;
-    /// a person the table does not hold is left out), and records the transactions, in one
-    /// commit. Only the birth-year partitions that hold these persons, before and after, are
-    /// read and rewritten; a person whose birth year changed moves to the new partition.
-    pub async fn upsert_persons(
-        &mut self,
-        batch: RecordBatch,
-        withholds: RecordBatch,
-        txns: &[(&str, i64)],
-    ) -> Result<(), IngestError> {
-        let delta = self.table(&PERSON).clone();
-        let commit = Commit::new(&PERSON, &self.url, delta.version(), txns);
-        let err = |e: DeltaTableError| commit.error(e);
-        let tagged =
-            tagged([(batch, "upsert"), (withholds, "withhold")]).map_err(|e| err(e.into()))?;
-        if tagged.is_empty() {
-            return self.append(&PERSON, None, txns).await;
-        }
-        let source = arrow::compute::concat_batches(&tagged[0].schema(), &tagged)
-            .map_err(|e| err(e.into()))?;
-        let years = self.partitions_of(&PERSON, &source).await?;
-        let ctx = SessionContext::new();
-        let source = ctx.read_batch(source).map_err(|e| err(e.into()))?;
-        let columns: Vec<String> = PERSON
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let outcome = delta
-            .clone()
-            .merge(
-                source,
-                format!("target.person_id = source.person_id AND target.birth_year IN ({years})")
-                    .as_str(),
-            )
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(commit.properties())
-            .when_matched_update(|u| {
-                let u = u
-                    .predicate("source.merge_kind = 'withhold'")
-                    .update("address_protection", "source.address_protection")
-                    .update("last_sequence", "source.last_sequence")
-                    .update("updated_at", "source.updated_at");
-                withhold_address(u)
-            })
-            .map_err(&err)?
-            .when_matched_update(|u| {
-                columns.iter().fold(u, |u, c| {
-                    u.update(c.as_str(), format!("source.{c}").as_str())
-                })
-            })
-            .map_err(&err)?
-            .when_not_matched_insert(|i| insert_from_source(i, "upsert", &columns))
-            .map_err(&err)?
-            .await
-            .map(|(updated, metrics)| {
-                tracing::debug!(
-                    table = PERSON.name,
-                    inserted = metrics.num_target_rows_inserted,
-                    updated = metrics.num_target_rows_updated,
-                    files_rewritten = metrics.num_target_files_removed,
-                    "merged"
-                );
-                updated
-            });
-        let updated = commit.settle(outcome, &delta).await?;
-        self.tables.insert(PERSON.name, updated);
-        Ok(())
-    }
-
-    /// Applies history: `closes` end the open version of their person at their `valid_to`,
-    /// `scrubs` withhold every address of their person in every version (strengt fortrolig) and
-    /// end the open one, `withholds` withhold every address of their person in every version
-    /// and end nothing, `inserts` add versions. One commit. The MERGE looks in every partition
-    /// that holds a version of these persons.
-    pub async fn apply_history(
-        &mut self,
-        closes: RecordBatch,
-        scrubs: RecordBatch,
-        withholds: RecordBatch,
-        inserts: RecordBatch,
-        txns: &[(&str, i64)],
-    ) -> Result<(), IngestError> {
-        let delta = self.table(&PERSON_HISTORY).clone();
-        let commit = Commit::new(&PERSON_HISTORY, &self.url, delta.version(), txns);
-        let err = |e: DeltaTableError| commit.error(e);
-        let tagged = tagged([
-            (closes, "close"),
-            (scrubs, "scrub"),
-            (withholds, "withhold"),
-            (inserts, "insert"),
-        ])
-        .map_err(|e| err(e.into()))?;
-        if tagged.is_empty() {
-            return self.append(&PERSON_HISTORY, None, txns).await;
-        }
-        if tagged.iter().all(|b| kind_of(b) == "insert") {
-            let plain: Vec<RecordBatch> = tagged
-                .iter()
-                .map(|b| b.project(&(0..b.num_columns() - 1).collect::<Vec<_>>()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(e.into()))?;
-            let outcome = delta
-                .clone()
-                .write(plain)
-                .with_commit_properties(commit.properties())
-                .await;
-            let updated = commit.settle(outcome, &delta).await?;
-            self.tables.insert(PERSON_HISTORY.name, updated);
-            return Ok(());
-        }
-        let ctx = SessionContext::new();
-        let changed: Vec<RecordBatch> = tagged
-            .iter()
-            .filter(|b| kind_of(b) != "insert")
-            .cloned()
-            .collect();
-        let changed = arrow::compute::concat_batches(&tagged[0].schema(), &changed)
-            .map_err(|e| err(e.into()))?;
-        let years = self.partitions_of(&PERSON_HISTORY, &changed).await?;
-        let source = ctx.read_batches(tagged).map_err(|e| err(e.into()))?;
-        let columns: Vec<String> = PERSON_HISTORY
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let predicate = format!(
-            "target.person_id = source.person_id AND source.merge_kind <> 'insert' \
-             AND (source.merge_kind IN ('scrub', 'withhold') OR target.valid_to IS NULL) \
-             AND target.birth_year IN ({years})"
-        );
-        let outcome = delta
-            .clone()
-            .merge(source, predicate.as_str())
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(commit.properties())
-            .when_matched_update(|u| {
-                let u = u
-                    .predicate("source.merge_kind = 'scrub'")
-                    .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
-                withhold_address(u)
-            })
-            .map_err(&err)?
-            .when_matched_update(|u| {
-                withhold_address(u.predicate("source.merge_kind = 'withhold'"))
-            })
-            .map_err(&err)?
-            .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
-            .map_err(&err)?
-            .when_not_matched_insert(|i| insert_from_source(i, "insert", &columns))
-            .map_err(&err)?
-            .await
-            .map(|(updated, _)| updated);
-        let updated = commit.settle(outcome, &delta).await?;
-        self.tables.insert(PERSON_HISTORY.name, updated);
-        Ok(())
+    /// Takes a table's state after a commit.
+    pub(crate) fn install(&mut self, table: &'static Table, updated: DeltaTable) {
+        self.tables.insert(table.name, updated);
     }
 
     /// The lake's base URL.
     pub fn url(&self) -> &Url {
         &self.url
     }
-}
-
-/// The insert of a MERGE source row of `kind` with every column of the table.
-fn insert_from_source(i: InsertBuilder, kind: &str, columns: &[String]) -> InsertBuilder {
-    columns.iter().fold(
-        i.predicate(format!("source.merge_kind = '{kind}'").as_str()),
-        |i, c| i.set(c.as_str(), format!("source.{c}").as_str()),
-    )
-}
-
-/// An update setting every address column (and the municipality) to null.
-fn withhold_address(u: UpdateBuilder) -> UpdateBuilder {
-    ADDRESS_COLUMNS
-        .iter()
-        .fold(u, |u, c| u.update(*c, lit(null_of(c))))
-}
-
-/// A null of an address column's type.
-fn null_of(column: &str) -> ScalarValue {
-    if column == "moved_in_date" {
-        ScalarValue::Date32(None)
-    } else {
-        ScalarValue::Utf8(None)
-    }
-}
-
-/// The distinct birth years of a batch.
-fn batch_years(batch: &RecordBatch) -> std::collections::BTreeSet<i32> {
-    batch
-        .column_by_name("birth_year")
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
-        .map(|a| a.iter().flatten().collect())
-        .unwrap_or_default()
-}
-
-/// Years as a SQL list (`NULL` for none, which matches nothing).
-fn year_list(years: &std::collections::BTreeSet<i32>) -> String {
-    if years.is_empty() {
-        return "NULL".into();
-    }
-    years
-        .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The non-empty batches of a MERGE source, each with its `merge_kind` column.
-fn tagged<const N: usize>(
-    batches: [(RecordBatch, &str); N],
-) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
-    batches
-        .into_iter()
-        .filter(|(b, _)| b.num_rows() > 0)
-        .map(|(b, kind)| with_kind(b, kind))
-        .collect()
-}
-
-fn with_kind(batch: RecordBatch, kind: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("merge_kind", DataType::Utf8, false));
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(StringArray::from(vec![kind; batch.num_rows()])));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-}
-
-fn kind_of(batch: &RecordBatch) -> String {
-    batch
-        .column(batch.num_columns() - 1)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .map(|a| a.value(0).to_owned())
-        .unwrap_or_default()
 }

@@ -14,6 +14,9 @@
 //! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
 //!   commits.
 //! - [`apply`]: planned rows to the tables, each commit with its position.
+//! - [`merge`]: a plan's changes to one table in one commit (append or MERGE), for every
+//!   register.
+//! - [`register`]: each register behind one trait ([`register::Source`]).
 //! - [`kafka`]: topics, recovery of each partition's position, producing.
 //! - [`publish`]: the Kafka sink, following the lake with its own position.
 //! - [`error`]: [`IngestError`] and its kind.
@@ -29,9 +32,11 @@ pub mod lake;
 pub mod lease;
 pub mod maintain;
 pub mod maskinporten;
+pub mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod publish;
+pub mod register;
 pub mod reseed;
 pub mod seed;
 pub mod worker;

@@ -1,18 +1,18 @@
 //! The Kafka publisher: follows the lake and publishes what it has committed to the topics.
 //!
 //! The lake is the source of truth; Kafka is a sink of it with its own position (`kafka_sink`
-//! table, app id `regsync.kafka.freg`). A slow or absent broker never holds the lake back: the
+//! table, one app id per register, e.g. `regsync.kafka.freg`). Each of the register's outlets
+//! ([`schemas::register::Outlet`]) turns one table's rows into one topic's messages. A slow or absent broker never holds the lake back: the
 //! worker goes on committing, and the publisher catches up when the broker is back. Memory is
 //! bounded by a slice of at most `slice_sequences` feed sequence numbers, streamed batch by batch.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use futures::StreamExt;
-use schemas::cursor::{FREG_FEED, KAFKA_FREG};
-use schemas::tables::{KAFKA_SINK, PERSON, PERSON_EVENT};
-use schemas::topics::{FREG_EVENT, FREG_PERSON, TOPICS, Topic};
+use schemas::register::Outlet;
+use schemas::tables::{KAFKA_SINK, Table};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -22,14 +22,13 @@ use crate::IngestError;
 use crate::config::KafkaConfig;
 use crate::kafka::{KafkaSink, Positions};
 use crate::lake::Lake;
+use crate::register::Source;
 
 /// What the publisher did.
 #[derive(Debug, Clone, Default)]
 pub struct PublishReport {
-    /// Event-topic messages produced.
-    pub events: u64,
-    /// Change-topic messages produced.
-    pub persons: u64,
+    /// Messages produced, on every topic.
+    pub messages: u64,
     /// The sink's position at the end.
     pub position: i64,
 }
@@ -52,6 +51,8 @@ pub struct Publisher {
     pub metrics: Arc<crate::metrics::RegisterMetrics>,
     /// The lake's lease: nothing is published once it is lost.
     pub lease: crate::lease::Lease,
+    /// The register whose tables it publishes.
+    pub source: &'static dyn Source,
 }
 
 /// Publishes until shutdown (or until caught up once the worker is done), starting again after
@@ -105,11 +106,17 @@ pub async fn publish_supervised(
             () = tokio::time::sleep(pause) => {}
             () = p.shutdown.cancelled() => return Err(error),
         }
-        match KafkaSink::connect(p.config.clone(), &TOPICS).await {
+        match KafkaSink::connect(p.config.clone(), &p.source.register().topics()).await {
             Ok(sink) => publisher.sink = sink,
             Err(e) => warn!(error = %e, "kafka: connecting again failed; trying again"),
         }
     }
+}
+
+/// One topic being published, and where its partitions stand.
+struct Outbound {
+    outlet: Outlet,
+    positions: Positions,
 }
 
 /// Publishes the lake's committed rows until shutdown, or, once `worker_done` is set, until the
@@ -121,17 +128,28 @@ async fn publish(
 ) -> Result<(), IngestError> {
     let (sink, config, shutdown, metrics, lease) =
         (&p.sink, &p.config, &p.shutdown, &p.metrics, &p.lease);
+    let register = p.source.register();
     // Where each partition's messages end, read back from the broker: after a restart (or a
     // failure) what is already there is skipped.
-    let mut positions: [Positions; 2] = [
-        sink.positions(&FREG_EVENT).await?,
-        sink.positions(&FREG_PERSON).await?,
-    ];
-    info!(
-        event_partitions = positions[0].len(),
-        person_partitions = positions[1].len(),
-        "kafka sink: read back the topics' last messages"
-    );
+    let mut outbound = Vec::new();
+    for outlet in &register.outlets {
+        let positions = sink.positions(&outlet.topic).await?;
+        info!(
+            topic = outlet.topic.name,
+            partitions = positions.len(),
+            "kafka sink: read back the topic's last messages"
+        );
+        outbound.push(Outbound {
+            outlet: *outlet,
+            positions,
+        });
+    }
+    let mut tables: Vec<&'static Table> = Vec::new();
+    for o in &register.outlets {
+        if !tables.iter().any(|t| std::ptr::eq(*t, o.table)) {
+            tables.push(o.table);
+        }
+    }
     // Opened once and refreshed from the log's new entries on each round.
     let mut lake = Lake::open(&p.lake_url).await?;
     loop {
@@ -139,15 +157,18 @@ async fn publish(
             break;
         }
         let done = *worker_done.borrow();
-        for table in [&*PERSON, &*PERSON_EVENT, &*KAFKA_SINK] {
+        for table in tables.iter().copied().chain([&*KAFKA_SINK]) {
             lake.refresh_table(table).await?;
         }
-        let committed = [
-            lake.position(&PERSON_EVENT, FREG_FEED).await?,
-            lake.position(&PERSON, FREG_FEED).await?,
-        ];
-        let upto = committed.iter().map(|p| p.unwrap_or(0)).min().unwrap_or(0);
-        let from = lake.position(&KAFKA_SINK, KAFKA_FREG).await?.unwrap_or(0);
+        // A slice is published once every table it reads has committed it.
+        let mut upto = i64::MAX;
+        for table in &tables {
+            upto = upto.min(lake.position(table, register.feed).await?.unwrap_or(0));
+        }
+        let from = lake
+            .position(&KAFKA_SINK, register.kafka)
+            .await?
+            .unwrap_or(0);
         report.position = from;
         if from >= upto {
             metrics.published(0, from);
@@ -167,90 +188,93 @@ async fn publish(
         }
         let to = upto.min(from + config.slice_sequences);
         let started = Instant::now();
-        let ctx = lake.session(&[&PERSON, &PERSON_EVENT]).await?;
-        let mut counts = [0u64; 2];
-        let slices: [(&Topic, String); 2] = [
-            (
-                &FREG_EVENT,
-                format!(
-                    "SELECT * FROM person_event WHERE sequence > {from} AND sequence <= {to} ORDER BY sequence"
-                ),
-            ),
-            (
-                &FREG_PERSON,
-                format!(
-                    "SELECT * FROM person WHERE last_sequence > {from} AND last_sequence <= {to} ORDER BY last_sequence, person_id"
-                ),
-            ),
-        ];
-        for (i, (topic, sql)) in slices.iter().enumerate() {
+        let ctx = lake.session(&tables).await?;
+        let mut counts = Vec::with_capacity(outbound.len());
+        for o in &mut outbound {
+            let (outlet, column) = (&o.outlet, o.outlet.position_column);
+            let sql = format!(
+                "SELECT * FROM {} WHERE {column} > {from} AND {column} <= {to} ORDER BY {}",
+                outlet.table.name, outlet.order_by
+            );
             let mut stream = ctx
-                .sql(sql)
+                .sql(&sql)
                 .await
                 .map_err(read_error)?
                 .execute_stream()
                 .await
                 .map_err(read_error)?;
+            let mut count = 0u64;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(read_error)?;
-                let messages = if topic.name == FREG_EVENT.name {
-                    transform::messages::event_messages(topic, &batch, config.include_confidential)?
-                } else {
-                    transform::messages::person_messages(
-                        topic,
-                        &batch,
-                        config.include_confidential,
-                    )?
-                };
+                let messages =
+                    p.source
+                        .messages(&outlet.topic, &batch, config.include_confidential)?;
                 // Librdkafka retries without end (no message timeout); a broker that accepts
                 // nothing for `stall_timeout` (down for long, or its topics gone) is a failure:
                 // the supervisor purges, connects again and reads the topics' ends.
-                counts[i] += tokio::time::timeout(
+                count += tokio::time::timeout(
                     config.stall_timeout,
-                    sink.produce(topic, messages, &mut positions[i]),
+                    sink.produce(&outlet.topic, messages, &mut o.positions),
                 )
                 .await
                 .map_err(|_| IngestError::Kafka {
                     brokers: config.brokers.clone(),
                     reason: format!(
                         "{}: nothing acknowledged for {} s (slice {}..={to})",
-                        topic.name,
+                        outlet.topic.name,
                         config.stall_timeout.as_secs(),
                         from + 1
                     ),
                 })??;
             }
+            counts.push((outlet.topic.name, count));
         }
         sink.flush()?;
-        let row = RecordBatch::try_new(
-            KAFKA_SINK.schema.clone(),
-            vec![
-                Arc::new(Int64Array::from(vec![from + 1])),
-                Arc::new(Int64Array::from(vec![to])),
-                Arc::new(Int64Array::from(vec![counts[0] as i64])),
-                Arc::new(Int64Array::from(vec![counts[1] as i64])),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![chrono::Utc::now().timestamp_micros()])
-                        .with_timezone("UTC"),
-                ),
-            ],
+        lake.append(
+            &KAFKA_SINK,
+            Some(slice_rows(register.name, &counts, from + 1, to)?),
+            &[(register.kafka, to)],
         )
-        .map_err(read_error)?;
-        lake.append(&KAFKA_SINK, Some(row), &[(KAFKA_FREG, to)])
-            .await?;
-        report.events += counts[0];
-        report.persons += counts[1];
+        .await?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        report.messages += total;
         report.position = to;
-        metrics.published(counts[0] + counts[1], to);
+        metrics.published(total, to);
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         info!(
             from = from + 1,
             to,
-            event_messages = counts[0],
-            person_messages = counts[1],
-            messages_per_s = ((counts[0] + counts[1]) as f64 / secs) as u64,
+            messages = total,
+            messages_per_s = (total as f64 / secs) as u64,
             "kafka slice published"
         );
     }
     Ok(())
+}
+
+/// The `kafka_sink` rows of a published slice: one per topic.
+fn slice_rows(
+    register: &str,
+    counts: &[(&str, u64)],
+    from: i64,
+    to: i64,
+) -> Result<RecordBatch, IngestError> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let n = counts.len();
+    RecordBatch::try_new(
+        KAFKA_SINK.schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![register; n])),
+            Arc::new(StringArray::from_iter_values(
+                counts.iter().map(|(t, _)| *t),
+            )),
+            Arc::new(Int64Array::from(vec![from; n])),
+            Arc::new(Int64Array::from(vec![to; n])),
+            Arc::new(Int64Array::from_iter_values(
+                counts.iter().map(|(_, c)| *c as i64),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        ],
+    )
+    .map_err(read_error)
 }

@@ -21,7 +21,7 @@ use transform::freg::reseed::plan_reseed;
 use transform::model::DeadLetter;
 
 use crate::IngestError;
-use crate::apply::{PersonWrite, commit};
+use crate::apply::commit;
 use crate::client::FregClient;
 use crate::config::Pipeline;
 use crate::lake::Lake;
@@ -218,27 +218,10 @@ async fn write(
 ) -> Result<(), IngestError> {
     let txns = [(FREG_FEED, position)];
     if !planned.persons.is_empty() || !planned.withholds.is_empty() {
-        commit(
-            lake,
-            planned,
-            &[&PERSON_HISTORY],
-            &txns,
-            PersonWrite::Upsert,
-            now,
-        )
-        .await?;
-        commit(lake, planned, &[&PERSON], &txns, PersonWrite::Upsert, now).await?;
+        commit(lake, planned, &[&PERSON_HISTORY, &PERSON], &txns, now).await?;
     }
     if !planned.dead_letters.is_empty() {
-        commit(
-            lake,
-            planned,
-            &[&DEAD_LETTER],
-            &txns,
-            PersonWrite::Upsert,
-            now,
-        )
-        .await?;
+        commit(lake, planned, &[&DEAD_LETTER], &txns, now).await?;
     }
     Ok(())
 }

@@ -10,15 +10,17 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use schemas::cursor::{FREG_FEED, FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
+use schemas::cursor::{FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
+use schemas::register::FREG;
 use schemas::tables::{DEAD_LETTER, PERSON, PERSON_HISTORY, Table};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use transform::freg::batch::{self, Planned};
 use transform::freg::feed::{Lookup, LookupKey};
+use transform::freg::tables::Seed;
 
 use crate::IngestError;
-use crate::apply::{PersonWrite, commit, feed_tables};
+use crate::apply::commit;
 use crate::client::{ExtractBatch, FregClient};
 use crate::config::Pipeline;
 use crate::lake::Lake;
@@ -151,15 +153,7 @@ pub async fn seed(
                     &format!("extract={job} batches={}..{next_batch}", have.max(first)),
                 )
             });
-            commit(
-                lake,
-                planned,
-                &[table],
-                &txns,
-                PersonWrite::Append,
-                chrono::Utc::now(),
-            )
-            .await?;
+            commit(lake, &Seed(planned), &[table], &txns, chrono::Utc::now()).await?;
             done.insert(table.name, next_batch);
         }
         let planned = plans.values().next();
@@ -197,22 +191,23 @@ pub async fn mark_seeded(lake: &mut Lake, sequence: i64) -> Result<(), IngestErr
     mark_feed_tables(lake, sequence, true).await
 }
 
-/// Records position `sequence` (and the seed's sequence) in every feed table, `person` last;
-/// with `only_unmarked`, only in tables without a feed position yet.
+/// Records position `sequence` (and the seed's sequence) in every feed table, the
+/// current-state table last; with `only_unmarked`, only in tables without a feed position yet.
 pub async fn mark_feed_tables(
     lake: &mut Lake,
     sequence: i64,
     only_unmarked: bool,
 ) -> Result<(), IngestError> {
-    let txns = [(FREG_FEED, sequence), (FREG_SEED_SEQUENCE, sequence)];
-    let mut order: Vec<&'static Table> = feed_tables()
-        .iter()
-        .copied()
-        .filter(|t| !std::ptr::eq(*t, &*PERSON))
-        .collect();
-    order.push(&PERSON);
-    for table in order {
-        if !only_unmarked || lake.position(table, FREG_FEED).await?.is_none() {
+    let register = &*FREG;
+    let txns = [
+        (register.feed, sequence),
+        (register.seed_position, sequence),
+    ];
+    let Some((current, rest)) = register.tables.split_first() else {
+        return Ok(());
+    };
+    for table in rest.iter().chain([current]) {
+        if !only_unmarked || lake.position(table, register.feed).await?.is_none() {
             lake.mark(table, &txns).await?;
         }
     }

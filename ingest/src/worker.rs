@@ -6,7 +6,6 @@
 
 use schemas::cursor::FREG_FEED;
 use schemas::tables::PERSON;
-use schemas::topics::TOPICS;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -157,11 +156,17 @@ async fn run_with_lease(
         (Some(brokers), None) => Some(KafkaConfig::plaintext(brokers)),
         (None, k) => k.clone(),
     };
+    // Checked when the pipeline file was read.
+    let source =
+        crate::register::by_name(&pipeline.source.register).ok_or_else(|| IngestError::Config {
+            path: "source.register".into(),
+            reason: format!("{:?} is not a register", pipeline.source.register),
+        })?;
     // Connect first: a bad broker address or a missing topic stops the start.
     let (done_tx, done_rx) = watch::channel(false);
     let publisher = match kafka {
         Some(k) => {
-            let sink = KafkaSink::connect(k.clone(), &TOPICS).await?;
+            let sink = KafkaSink::connect(k.clone(), &source.register().topics()).await?;
             info!(brokers = %k.brokers, prefix = %k.topic_prefix, "kafka sink connected");
             let publisher = Publisher {
                 sink,
@@ -170,6 +175,7 @@ async fn run_with_lease(
                 shutdown: shutdown.clone(),
                 metrics: crate::metrics::register(&pipeline.source.register),
                 lease: lease.clone(),
+                source,
             };
             Some(tokio::spawn(
                 publish_supervised(publisher, done_rx).in_current_span(),
@@ -231,7 +237,7 @@ async fn run_with_lease(
         let published = p
             .await
             .map_err(|e| IngestError::LakeRead(format!("kafka publisher failed: {e}")))??;
-        report.published = published.events + published.persons;
+        report.published = published.messages;
     }
     worked?;
     Ok(report)

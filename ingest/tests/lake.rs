@@ -1,11 +1,13 @@
 //! The lake writer against a temporary lake: a MERGE of `person` moves a person whose birth year
-//! was corrected (never two rows), and the history MERGE closes, scrubs and inserts versions.
+//! was corrected (never two rows), a removal and a withholding find their rows, the history MERGE
+//! closes, scrubs and inserts versions, and a change a table's kind does not take is refused.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::lake::Lake;
 use schemas::cursor::FREG_FEED;
-use schemas::tables::{PERSON, PERSON_HISTORY};
+use schemas::tables::{PERSON, PERSON_EVENT, PERSON_HISTORY};
 use serde_json::Value;
+use transform::change::Change;
 use transform::encode;
 use transform::model::{Address, Person, PersonVersion};
 
@@ -74,14 +76,13 @@ async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twic
     let a = person("01019012345", "1990-01-01", Some("Storgata"));
     let b = person("02029112345", "1991-02-02", Some("Kirkegata"));
     let rows1 = encode::persons(&[(a.clone(), 1), (b, 1)], at(1)).unwrap();
-    let none = encode::persons(&[], at(1)).unwrap();
-    lake.upsert_persons(rows1, none.clone(), &[(FREG_FEED, 1)])
+    lake.apply_changes(&PERSON, vec![Change::Upsert(rows1)], &[(FREG_FEED, 1)])
         .await
         .unwrap();
     // The register corrects a's birth date to 1991: a batch holding only the 1991 partition.
     let corrected = person("01019012345", "1991-03-03", Some("Storgata"));
     let rows2 = encode::persons(&[(corrected, 2)], at(2)).unwrap();
-    lake.upsert_persons(rows2, none, &[(FREG_FEED, 2)])
+    lake.apply_changes(&PERSON, vec![Change::Upsert(rows2)], &[(FREG_FEED, 2)])
         .await
         .unwrap();
     lake.refresh().await.unwrap();
@@ -105,16 +106,13 @@ async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twic
 #[tokio::test]
 async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     let (_dir, mut lake) = temporary_lake().await;
-    let empty = encode::history(&[], at(1)).unwrap();
     let a1 = person("01019012345", "1990-01-01", Some("Storgata"));
     let b1 = person("02029112345", "1991-02-02", Some("Kirkegata"));
     let inserts =
         encode::history(&[version(a1, 1, 1, None), version(b1, 1, 1, None)], at(1)).unwrap();
-    lake.apply_history(
-        empty.clone(),
-        empty.clone(),
-        empty.clone(),
-        inserts,
+    lake.apply_changes(
+        &PERSON_HISTORY,
+        vec![Change::Insert(inserts)],
         &[(FREG_FEED, 1)],
     )
     .await
@@ -133,11 +131,9 @@ async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     .unwrap();
     let inserts =
         encode::history(&[version(a2, 2, 3, None), version(b2, 2, 3, None)], at(3)).unwrap();
-    lake.apply_history(
-        closes,
-        empty.clone(),
-        empty.clone(),
-        inserts,
+    lake.apply_changes(
+        &PERSON_HISTORY,
+        vec![Change::Close(closes), Change::Insert(inserts)],
         &[(FREG_FEED, 2)],
     )
     .await
@@ -146,11 +142,9 @@ async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     let hidden = person("01019012345", "1990-01-01", None);
     let scrubs = encode::history(&[version(hidden.clone(), 3, 3, Some(5))], at(5)).unwrap();
     let inserts = encode::history(&[version(hidden, 3, 5, None)], at(5)).unwrap();
-    lake.apply_history(
-        empty.clone(),
-        scrubs,
-        empty.clone(),
-        inserts,
+    lake.apply_changes(
+        &PERSON_HISTORY,
+        vec![Change::Scrub(scrubs), Change::Insert(inserts)],
         &[(FREG_FEED, 3)],
     )
     .await
@@ -188,4 +182,85 @@ async fn history_closes_the_open_version_and_a_scrub_withholds_every_address() {
     );
     assert_eq!(b[1]["open"], true);
     assert_eq!(b[1]["street_name"], "Fjordveien");
+}
+
+#[tokio::test]
+async fn a_removal_and_a_withholding_find_their_rows_in_any_partition() {
+    let (_dir, mut lake) = temporary_lake().await;
+    let a = person("01019012345", "1990-01-01", Some("Storgata"));
+    let b = person("02029112345", "1991-02-02", Some("Kirkegata"));
+    let c = person("03039212345", "1992-03-03", Some("Fjordveien"));
+    let rows1 = encode::persons(&[(a, 1), (b.clone(), 1), (c, 1)], at(1)).unwrap();
+    lake.apply_changes(&PERSON, vec![Change::Append(rows1)], &[(FREG_FEED, 1)])
+        .await
+        .unwrap();
+    // The removal and the withholding name only the key: their other columns (the birth year
+    // that decides the partition among them) are not the stored row's.
+    let mut gone = person("01019012345", "2000-01-01", None);
+    gone.address_protection = "ugradert".into();
+    let withheld = Person {
+        person_id: b.person_id.clone(),
+        address_protection: "ukjent".into(),
+        ..Person::default()
+    };
+    lake.apply_changes(
+        &PERSON,
+        vec![
+            Change::Remove(encode::persons(&[(gone, 2)], at(2)).unwrap()),
+            Change::Withhold(encode::persons(&[(withheld, 2)], at(2)).unwrap()),
+        ],
+        &[(FREG_FEED, 2)],
+    )
+    .await
+    .unwrap();
+    lake.refresh().await.unwrap();
+    let found = rows(
+        &lake,
+        &PERSON,
+        "SELECT person_id, birth_year, street_name, municipality_number, address_protection, \
+         last_sequence FROM person ORDER BY person_id",
+    )
+    .await;
+    assert_eq!(found.len(), 2, "the removed person is gone: {found:?}");
+    assert_eq!(found[0]["person_id"], "02029112345");
+    assert_eq!(
+        found[0]["birth_year"], 1991,
+        "the withheld row keeps its state"
+    );
+    assert!(
+        found[0].get("street_name").is_none_or(Value::is_null)
+            && found[0]
+                .get("municipality_number")
+                .is_none_or(Value::is_null),
+        "the withheld row holds no address: {}",
+        found[0]
+    );
+    assert_eq!(found[0]["address_protection"], "ukjent");
+    assert_eq!(found[0]["last_sequence"], 2, "published as changed");
+    assert_eq!(found[1]["person_id"], "03039212345");
+    assert_eq!(
+        found[1]["street_name"], "Fjordveien",
+        "others are untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_change_the_tables_kind_does_not_take_is_refused_naming_the_table() {
+    let (_dir, mut lake) = temporary_lake().await;
+    let a = person("01019012345", "1990-01-01", Some("Storgata"));
+    let rows1 = encode::persons(&[(a, 1)], at(1)).unwrap();
+    let err = lake
+        .apply_changes(
+            &PERSON_EVENT,
+            vec![Change::Upsert(rows1)],
+            &[(FREG_FEED, 1)],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("person_event") && err.contains("upsert"),
+        "{err}"
+    );
+    assert_eq!(lake.position(&PERSON_EVENT, FREG_FEED).await.unwrap(), None);
 }

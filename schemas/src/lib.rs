@@ -7,10 +7,12 @@
 //! # Layout
 //! - [`tables`]: table names, schemas, partition columns, column lists.
 //! - [`topics`]: Kafka topics, their settings and JSON Schemas.
+//! - [`register`]: each register as a typed description: its positions, tables and topics.
 //! - [`cursor`]: application ids under which a table records how far it has applied a source.
 
 pub mod cursor;
+pub mod register;
 pub mod tables;
 pub mod topics;
 
-pub use tables::{TABLES, Table};
+pub use tables::{TABLES, Table, TableKind};

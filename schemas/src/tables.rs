@@ -8,6 +8,18 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+/// How a table's rows change, which decides how the lake writer applies a change to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Current state: one row per key, upserted, withheld or removed by key.
+    Current,
+    /// Every version of every entity: versions are inserted, the open one (`valid_to` null) is
+    /// closed, and withheld columns are scrubbed from every version.
+    History,
+    /// Rows are only ever appended.
+    Log,
+}
+
 /// One lake table: its name (the folder under the lake URL), schema and partition columns.
 #[derive(Debug)]
 pub struct Table {
@@ -22,6 +34,16 @@ pub struct Table {
     /// Columns maintenance clusters the rows by (Z-order) within each partition, so that file
     /// statistics prune the filters queries use; empty: compaction only.
     pub cluster_columns: &'static [&'static str],
+    /// How its rows change.
+    pub kind: TableKind,
+    /// The columns identifying an entity (current state and history tables; empty for logs).
+    pub key: &'static [&'static str],
+    /// Columns nulled when an entity's protected fields are withheld (the address of a person
+    /// with address protection, or whose protection could not be read).
+    pub withheld_columns: &'static [&'static str],
+    /// Columns a withholding row also sets from its own values, beside nulling
+    /// `withheld_columns` (a current-state row's protection level and position).
+    pub withhold_sets: &'static [&'static str],
 }
 
 fn ts() -> DataType {
@@ -75,6 +97,10 @@ pub static PERSON: LazyLock<Table> = LazyLock::new(|| {
         schema: Arc::new(Schema::new(fields)),
         partition_columns: &["birth_year"],
         cluster_columns: &["municipality_number", "birth_date"],
+        kind: TableKind::Current,
+        key: &["person_id"],
+        withheld_columns: ADDRESS_COLUMNS,
+        withhold_sets: &["address_protection", "last_sequence", "updated_at"],
     }
 });
 
@@ -91,6 +117,10 @@ pub static PERSON_HISTORY: LazyLock<Table> = LazyLock::new(|| {
         schema: Arc::new(Schema::new(fields)),
         partition_columns: &["birth_year"],
         cluster_columns: &["municipality_number", "birth_date"],
+        kind: TableKind::History,
+        key: &["person_id"],
+        withheld_columns: ADDRESS_COLUMNS,
+        withhold_sets: &[],
     }
 });
 
@@ -110,6 +140,10 @@ pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| Table {
     ])),
     partition_columns: &[],
     cluster_columns: &[],
+    kind: TableKind::Log,
+    key: &[],
+    withheld_columns: &[],
+    withhold_sets: &[],
 });
 
 /// `dead_letter`: records that could not be normalised, with the reason and what is needed to
@@ -128,22 +162,31 @@ pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
     ])),
     partition_columns: &[],
     cluster_columns: &[],
+    kind: TableKind::Log,
+    key: &[],
+    withheld_columns: &[],
+    withhold_sets: &[],
 });
 
-/// `kafka_sink`: one row per slice published to Kafka; its commits carry the Kafka sink's
-/// position, apart from the tables the worker writes.
+/// `kafka_sink`: one row per topic per slice published to Kafka; its commits carry each
+/// register's Kafka position, apart from the tables the worker writes.
 pub static KAFKA_SINK: LazyLock<Table> = LazyLock::new(|| Table {
     name: "kafka_sink",
-    description: "slices of feed sequence numbers published to Kafka, with message counts",
+    description: "slices of feed positions published to Kafka: register, topic, positions, message count",
     schema: Arc::new(Schema::new(vec![
-        Field::new("from_sequence", DataType::Int64, false),
-        Field::new("to_sequence", DataType::Int64, false),
-        Field::new("event_messages", DataType::Int64, false),
-        Field::new("person_messages", DataType::Int64, false),
+        Field::new("register", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("from_position", DataType::Int64, false),
+        Field::new("to_position", DataType::Int64, false),
+        Field::new("messages", DataType::Int64, false),
         Field::new("published_at", ts(), false),
     ])),
     partition_columns: &[],
     cluster_columns: &[],
+    kind: TableKind::Log,
+    key: &[],
+    withheld_columns: &[],
+    withhold_sets: &[],
 });
 
 /// `writer_lease`: no rows; its commits carry the lease of the one worker that writes the lake
@@ -158,6 +201,10 @@ pub static WRITER_LEASE: LazyLock<Table> = LazyLock::new(|| Table {
     )])),
     partition_columns: &[],
     cluster_columns: &[],
+    kind: TableKind::Log,
+    key: &[],
+    withheld_columns: &[],
+    withhold_sets: &[],
 });
 
 /// The tables the feed worker writes, in the order it commits them.
@@ -213,6 +260,37 @@ mod tests {
                 assert!(
                     table.schema.field_with_name(column).is_ok(),
                     "{}.{column}",
+                    table.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keys_and_withheld_columns_are_in_the_schema() {
+        for table in ALL_TABLES.iter() {
+            let columns = table
+                .key
+                .iter()
+                .chain(table.withheld_columns)
+                .chain(table.withhold_sets);
+            for column in columns {
+                assert!(
+                    table.schema.field_with_name(column).is_ok(),
+                    "{}.{column}",
+                    table.name
+                );
+            }
+            assert_eq!(
+                table.key.is_empty(),
+                table.kind == TableKind::Log,
+                "{}",
+                table.name
+            );
+            if table.kind == TableKind::History {
+                assert!(
+                    table.schema.field_with_name("valid_to").is_ok(),
+                    "{}",
                     table.name
                 );
             }

@@ -38,6 +38,14 @@ pub enum TransformError {
         /// The register field that is missing.
         field: &'static str,
     },
+    /// A plan was asked for a table its register does not write (a bug).
+    #[error("the {register} register does not write table {table}")]
+    NotWritten {
+        /// The register.
+        register: &'static str,
+        /// The table asked for.
+        table: &'static str,
+    },
     /// Building an Arrow batch failed (a bug: the rows and schema disagree).
     #[error("encoding {table}: {source}")]
     Encode {
@@ -55,7 +63,7 @@ impl TransformError {
             Self::Malformed { what, .. } => Some(what),
             Self::InvalidIdentifier { .. } => Some("identifikasjonsnummer"),
             Self::MissingField { field, .. } => Some(field),
-            Self::Encode { .. } => None,
+            Self::Encode { .. } | Self::NotWritten { .. } => None,
         }
     }
 
@@ -65,7 +73,7 @@ impl TransformError {
             Self::Malformed { .. } | Self::InvalidIdentifier { .. } | Self::MissingField { .. } => {
                 ErrorKind::BadData
             }
-            Self::Encode { .. } => ErrorKind::Fatal,
+            Self::Encode { .. } | Self::NotWritten { .. } => ErrorKind::Fatal,
         }
     }
 }

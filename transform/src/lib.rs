@@ -9,9 +9,11 @@
 //! - [`freg`]: the population register's shapes: feed entries, person documents, normalisation.
 //! - [`model`]: the canonical rows: [`Person`], [`PersonVersion`], [`EventRow`], [`DeadLetter`].
 //! - [`messages`]: lake rows to Kafka messages with CloudEvents headers, minimised.
+//! - [`change`]: a register's plan as [`Change`](change::Change)s of each lake table.
 //! - [`encode`]: rows to Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es.
 //! - [`error`]: [`TransformError`] and its [`ErrorKind`].
 
+pub mod change;
 pub mod encode;
 pub mod error;
 pub mod freg;
