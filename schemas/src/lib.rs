@@ -8,8 +8,10 @@
 //! - [`tables`]: table names, schemas, partition columns, column lists.
 //! - [`topics`]: Kafka topics, their settings and JSON Schemas.
 //! - [`register`]: each register as a typed description: its positions, tables and topics.
+//! - [`business`]: the business register's tables.
 //! - [`cursor`]: application ids under which a table records how far it has applied a source.
 
+pub mod business;
 pub mod cursor;
 pub mod register;
 pub mod tables;

@@ -46,11 +46,11 @@ pub struct Table {
     pub withhold_sets: &'static [&'static str],
 }
 
-fn ts() -> DataType {
+pub(crate) fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-fn text(name: &str) -> Field {
+pub(crate) fn text(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 

@@ -24,7 +24,7 @@ fn texts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(values.collect::<StringArray>())
 }
 
-fn micros(values: impl Iterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
+pub(crate) fn micros(values: impl Iterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
     Arc::new(
         values
             .map(|t| t.map(|t| t.timestamp_micros()))

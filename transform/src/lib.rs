@@ -5,7 +5,10 @@
 //! reason, come out; [`encode`] turns rows into Arrow batches in the lake's schemas.
 //!
 //! # Layout
+//! - [`fields`]: reading register JSON fields alike for every register.
+//! - [`orgnr`]: organisation numbers and their check digit.
 //! - [`ident`]: fødselsnummer / D-nummer validation (1964 and 2032 rules) and check digits.
+//! - [`brreg`]: the business register's shapes: updates lists and unit documents.
 //! - [`freg`]: the population register's shapes: feed entries, person documents, normalisation.
 //! - [`model`]: the canonical rows: [`Person`], [`PersonVersion`], [`EventRow`], [`DeadLetter`].
 //! - [`messages`]: lake rows to Kafka messages with CloudEvents headers, minimised.
@@ -13,13 +16,16 @@
 //! - [`encode`]: rows to Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es.
 //! - [`error`]: [`TransformError`] and its [`ErrorKind`].
 
+pub mod brreg;
 pub mod change;
 pub mod encode;
 pub mod error;
+pub mod fields;
 pub mod freg;
 pub mod ident;
 pub mod messages;
 pub mod model;
+pub mod orgnr;
 
 pub use error::{ErrorKind, TransformError};
 pub use model::{DeadLetter, EventRow, Outcome, Person, PersonVersion};

@@ -5,7 +5,6 @@
 //! enum values kept. Grading values come in two spellings (`strengtFortrolig`,
 //! `STRENGT_FORTROLIG`) and are compared without case and underscores.
 
-use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::TransformError;
@@ -32,41 +31,7 @@ pub(crate) fn current<'a>(doc: &'a Value, element: &str) -> Option<&'a Value> {
         .copied()
 }
 
-/// A string field; numbers are accepted as text (registers are not consistent).
-pub(crate) fn text(v: &Value, field: &str) -> Option<String> {
-    match v.get(field)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A fixed-width numeric code (kommunenummer, postnummer: 4 digits). The register sends text;
-/// a number, or text that lost its leading zeros on the way (`301`), is padded back (`0301`)
-/// instead of becoming another code; at most two zeros are restored (`0` stays `0`, not a code
-/// that does not exist). Anything else is kept as given.
-pub(crate) fn code(v: &Value, field: &str, width: usize) -> Option<String> {
-    let raw = text(v, field)?;
-    if (width.saturating_sub(2)..width).contains(&raw.len())
-        && raw.bytes().all(|b| b.is_ascii_digit())
-    {
-        Some(format!("{raw:0>width$}"))
-    } else {
-        Some(raw)
-    }
-}
-
-pub(crate) fn date(v: &Value, field: &str) -> Option<NaiveDate> {
-    let s = text(v, field)?;
-    NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
-}
-
-pub(crate) fn timestamp(v: &Value, field: &str) -> Option<DateTime<Utc>> {
-    let s = text(v, field)?;
-    DateTime::parse_from_rfc3339(&s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub(crate) use crate::fields::{code, date, text, timestamp};
 
 /// `strengtFortrolig`, `STRENGT_FORTROLIG` -> `strengt_fortrolig`; unknown values kept as given.
 pub fn protection_level(raw: &str) -> String {
