@@ -65,8 +65,13 @@ impl std::fmt::Debug for Lake {
 impl Lake {
     /// Opens every table, creating the missing ones (empty, with their schema and partitions).
     pub async fn open(url: &Url) -> Result<Self, IngestError> {
+        Self::open_tables(url, ALL_TABLES.as_slice()).await
+    }
+
+    /// Opens the given tables, creating the missing ones.
+    pub async fn open_tables(url: &Url, opened: &[&'static Table]) -> Result<Self, IngestError> {
         let mut tables = HashMap::new();
-        for table in ALL_TABLES.iter() {
+        for table in opened.iter().copied() {
             let location = table_url(url, table);
             let err = lake_error(table, &location);
             if location.scheme() == "file" {
@@ -107,11 +112,15 @@ impl Lake {
     /// Reads what other writers (the worker, for the publisher) committed since the tables were
     /// opened or last refreshed: only the new log entries.
     pub async fn refresh(&mut self) -> Result<(), IngestError> {
-        for table in ALL_TABLES.iter() {
-            let err = lake_error(table, &self.url);
-            if let Some(delta) = self.tables.get_mut(table.name) {
-                delta.update_incremental(None).await.map_err(err)?;
-            }
+        for (name, delta) in self.tables.iter_mut() {
+            delta
+                .update_incremental(None)
+                .await
+                .map_err(|e| IngestError::Lake {
+                    table: name,
+                    url: self.url.to_string(),
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }
@@ -145,7 +154,7 @@ impl Lake {
     pub(crate) fn table(&self, table: &'static Table) -> &DeltaTable {
         self.tables
             .get(table.name)
-            .expect("every table is opened in Lake::open")
+            .unwrap_or_else(|| panic!("table {} was not opened with the lake", table.name))
     }
 
     /// How far a table has applied a source (`None`: nothing yet).

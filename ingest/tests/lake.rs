@@ -264,3 +264,138 @@ async fn a_change_the_tables_kind_does_not_take_is_refused_naming_the_table() {
     );
     assert_eq!(lake.position(&PERSON_EVENT, FREG_FEED).await.unwrap(), None);
 }
+
+/// The business register's plan through the same writer: units upserted and removed by
+/// organisation number in an unpartitioned table, history closed and inserted, every update
+/// logged once.
+#[tokio::test]
+async fn a_business_units_plan_upserts_removes_and_keeps_history() {
+    use schemas::business::{BUSINESS_UNIT, BUSINESS_UNIT_HISTORY, BUSINESS_UPDATE};
+    use schemas::tables::DEAD_LETTER;
+    use std::collections::HashMap;
+    use transform::brreg::plan::{Fetched, list_tables, plan};
+    use transform::brreg::{ChangeType, UnitKind, Update};
+    use transform::change::Plan;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let tables = list_tables(UnitKind::Enhet);
+    let mut lake = Lake::open_tables(&url, &tables).await.unwrap();
+    let doc = |number: &str, name: &str, kommune: &str| {
+        Fetched::Document(serde_json::json!({
+            "organisasjonsnummer": number, "navn": name,
+            "organisasjonsform": {"kode": "AS"},
+            "forretningsadresse": {"kommunenummer": kommune, "postnummer": "7500", "adresse": ["Torget 1"]}
+        }))
+    };
+    let update = |id: i64, number: &str, change: ChangeType| Update {
+        id,
+        at: Some(at(id as u32)),
+        organization_number: number.to_owned(),
+        change,
+        rejected: None,
+    };
+    let app = "regsync.brreg.enheter.feed";
+    // Two units registered, one of them twice in the batch.
+    let first = plan(
+        UnitKind::Enhet,
+        &[
+            update(1, "910000012", ChangeType::New),
+            update(2, "910000020", ChangeType::New),
+            update(3, "910000012", ChangeType::Changed),
+        ],
+        &[],
+        &HashMap::from([
+            (
+                "910000012".to_owned(),
+                doc("910000012", "FJORDDATA AS", "5035"),
+            ),
+            (
+                "910000020".to_owned(),
+                doc("910000020", "TORGET AS", "5035"),
+            ),
+        ]),
+        0,
+        at(20),
+    );
+    for table in tables {
+        let changes = first.changes(table, at(20)).unwrap();
+        lake.apply_changes(table, changes, &[(app, 3)])
+            .await
+            .unwrap();
+    }
+    // One moves to another kommune, the other is removed from the register.
+    let second = plan(
+        UnitKind::Enhet,
+        &[
+            update(4, "910000012", ChangeType::Changed),
+            update(5, "910000020", ChangeType::Removed),
+        ],
+        &[],
+        &HashMap::from([(
+            "910000012".to_owned(),
+            doc("910000012", "FJORDDATA AS", "5001"),
+        )]),
+        3,
+        at(21),
+    );
+    for table in tables {
+        let changes = second.changes(table, at(21)).unwrap();
+        lake.apply_changes(table, changes, &[(app, 5)])
+            .await
+            .unwrap();
+    }
+    lake.refresh().await.unwrap();
+    let current = rows(
+        &lake,
+        &BUSINESS_UNIT,
+        "SELECT organization_number, municipality_number, last_update_id FROM business_unit",
+    )
+    .await;
+    assert_eq!(current.len(), 1, "the removed unit is gone: {current:?}");
+    assert_eq!(current[0]["municipality_number"], "5001");
+    assert_eq!(current[0]["last_update_id"], 4);
+    let history = rows(
+        &lake,
+        &BUSINESS_UNIT_HISTORY,
+        "SELECT organization_number, update_id, municipality_number, valid_to IS NULL AS open \
+         FROM business_unit_history ORDER BY organization_number, update_id",
+    )
+    .await;
+    let open: Vec<(&Value, &Value)> = history
+        .iter()
+        .filter(|v| v["open"] == true)
+        .map(|v| (&v["organization_number"], &v["update_id"]))
+        .collect();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(
+        open.len(),
+        1,
+        "only the remaining unit's last version is open: {history:?}"
+    );
+    assert_eq!(open[0].1, 4);
+    let logged = rows(
+        &lake,
+        &BUSINESS_UPDATE,
+        "SELECT update_id FROM business_update ORDER BY update_id",
+    )
+    .await;
+    let ids: Vec<i64> = logged
+        .iter()
+        .map(|r| r["update_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5], "every update once");
+    for table in [
+        &*BUSINESS_UNIT,
+        &*BUSINESS_UNIT_HISTORY,
+        &*BUSINESS_UPDATE,
+        &*DEAD_LETTER,
+    ] {
+        assert_eq!(
+            lake.position(table, app).await.unwrap(),
+            Some(5),
+            "{}",
+            table.name
+        );
+    }
+}
