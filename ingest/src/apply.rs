@@ -88,7 +88,10 @@ pub async fn apply(
         commit(lake, planned, &[table], &[(FREG_FEED, last)], now).await?;
         positions.insert(table.name, last);
         applied.persons = applied.persons.max(planned.entities());
-        applied.dead_letters = applied.dead_letters.max(planned.dead_letters());
+        // Counted once, when the table that holds them is written.
+        if std::ptr::eq(*table, &*schemas::tables::DEAD_LETTER) {
+            applied.dead_letters = planned.dead_letters();
+        }
     }
     Ok(applied)
 }

@@ -100,6 +100,8 @@ impl Lake {
                     .await
                     .map_err(&err)?;
                 info!(table = table.name, url = %location, "created lake table");
+            } else {
+                delta = crate::migrate::columns_checked(table, delta, url).await?;
             }
             tables.insert(table.name, delta);
         }

@@ -17,6 +17,7 @@
 //! - [`merge`]: a plan's changes to one table in one commit (append or MERGE), for every
 //!   register.
 //! - [`register`]: each register behind one trait ([`register::Source`]).
+//! - [`migrate`]: tables written by an earlier version.
 //! - [`kafka`]: topics, recovery of each partition's position, producing.
 //! - [`publish`]: the Kafka sink, following the lake with its own position.
 //! - [`error`]: [`IngestError`] and its kind.
@@ -34,6 +35,7 @@ pub mod maintain;
 pub mod maskinporten;
 pub mod merge;
 pub mod metrics;
+pub mod migrate;
 pub mod progress;
 pub mod publish;
 pub mod register;

@@ -278,7 +278,7 @@ fn withhold(u: UpdateBuilder, table: &Table, sets: bool) -> UpdateBuilder {
     })
 }
 
-/// The distinct non-null values of a column as SQL literals.
+/// The distinct non-null values of a column as SQL literals (quotes doubled inside quotes).
 fn literals(
     batch: &RecordBatch,
     column: &str,
@@ -286,7 +286,9 @@ fn literals(
     let Some(values) = batch.column_by_name(column) else {
         return Ok(BTreeSet::new());
     };
-    let quoted = matches!(values.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+    // Integers as they are; anything else (text, dates) as a quoted literal, which DataFusion
+    // coerces to the column's type.
+    let quoted = !values.data_type().is_integer();
     let text = arrow::compute::cast(values, &DataType::Utf8)?;
     let text = text
         .as_any()

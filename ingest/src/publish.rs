@@ -150,14 +150,16 @@ async fn publish(
             tables.push(o.table);
         }
     }
-    // Opened once and refreshed from the log's new entries on each round.
-    let mut lake = Lake::open(&p.lake_url).await?;
+    // Opened once (the tables it reads, and its own) and refreshed from the log's new entries
+    // on each round.
+    let opened: Vec<&'static Table> = tables.iter().copied().chain([&*KAFKA_SINK]).collect();
+    let mut lake = Lake::open_tables(&p.lake_url, &opened).await?;
     loop {
         if shutdown.is_cancelled() {
             break;
         }
         let done = *worker_done.borrow();
-        for table in tables.iter().copied().chain([&*KAFKA_SINK]) {
+        for table in &opened {
             lake.refresh_table(table).await?;
         }
         // A slice is published once every table it reads has committed it.

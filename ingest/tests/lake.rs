@@ -399,3 +399,95 @@ async fn a_business_units_plan_upserts_removes_and_keeps_history() {
         );
     }
 }
+
+/// A lake whose `kafka_sink` has an earlier version's columns: opening it rewrites the sink's
+/// log with this version's columns and keeps its position; another table with other columns
+/// stops the open, naming them.
+#[tokio::test]
+async fn an_earlier_versions_kafka_sink_is_migrated_keeping_its_position() {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::DeltaTable;
+    use deltalake::kernel::StructType;
+    use deltalake::kernel::Transaction;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+    use deltalake::kernel::transaction::CommitProperties;
+    use schemas::cursor::KAFKA_FREG;
+    use schemas::tables::KAFKA_SINK;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let create = |name: &str, fields: Vec<Field>, position: Option<i64>| {
+        let location = url.join(&format!("{name}/")).unwrap();
+        std::fs::create_dir_all(location.path()).unwrap();
+        async move {
+            let schema: StructType = (&Schema::new(fields)).try_into_kernel().unwrap();
+            let mut properties = CommitProperties::default();
+            if let Some(p) = position {
+                properties =
+                    properties.with_application_transactions(vec![Transaction::new(KAFKA_FREG, p)]);
+            }
+            DeltaTable::try_from_url(location)
+                .await
+                .unwrap()
+                .create()
+                .with_columns(schema.fields().cloned())
+                .with_commit_properties(properties)
+                .await
+                .unwrap();
+        }
+    };
+    let old = [
+        "from_sequence",
+        "to_sequence",
+        "event_messages",
+        "person_messages",
+    ]
+    .into_iter()
+    .map(|n| Field::new(n, DataType::Int64, false))
+    .collect();
+    create("kafka_sink", old, Some(42)).await;
+    let mut lake = Lake::open(&url).await.unwrap();
+    assert_eq!(
+        lake.position(&KAFKA_SINK, KAFKA_FREG).await.unwrap(),
+        Some(42)
+    );
+    let ctx = lake.session(&[&KAFKA_SINK]).await.unwrap();
+    let columns: Vec<String> = ctx
+        .table("kafka_sink")
+        .await
+        .unwrap()
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert!(columns.contains(&"register".to_owned()), "{columns:?}");
+    lake.append(&KAFKA_SINK, None, &[(KAFKA_FREG, 50)])
+        .await
+        .unwrap();
+    assert_eq!(
+        lake.position(&KAFKA_SINK, KAFKA_FREG).await.unwrap(),
+        Some(50)
+    );
+
+    // Another table with other columns is not rewritten: the open stops and says why.
+    let other = tempfile::tempdir().unwrap();
+    let other_url = url::Url::from_directory_path(other.path()).unwrap();
+    let location = other_url.join("person_event/").unwrap();
+    std::fs::create_dir_all(location.path()).unwrap();
+    let schema: StructType = (&Schema::new(vec![Field::new("seq", DataType::Int64, false)]))
+        .try_into_kernel()
+        .unwrap();
+    DeltaTable::try_from_url(location)
+        .await
+        .unwrap()
+        .create()
+        .with_columns(schema.fields().cloned())
+        .await
+        .unwrap();
+    let err = Lake::open(&other_url).await.unwrap_err().to_string();
+    assert!(
+        err.contains("person_event") && err.contains("[seq]") && err.contains("another version"),
+        "{err}"
+    );
+}

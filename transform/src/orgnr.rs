@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn remainder_one_has_no_valid_number_and_eleven_gives_zero() {
-        // Sum 1: 11 - 1 = 10, no check digit. 0 0 0 0 0 0 0 0 sums to 0: 11 - 0 = 11 -> 0.
+        // 3*3 + 2*2 = 13, 13 mod 11 = 2: 9. Eight zeros sum to 0: 11 - 0 = 11 -> 0.
         assert_eq!(
             check_digit(&[0, 0, 0, 0, 0, 0, 3, 2]),
             Some(11 - (9 + 4) % 11)

@@ -260,3 +260,29 @@ fn a_batch_after_a_position_takes_only_the_updates_after_it() {
     assert!(planned.states.is_empty());
     assert!(planned.dead_letters[0].reason.contains("910000039"));
 }
+
+#[test]
+fn an_update_id_repeated_is_taken_once_and_a_different_one_is_dead_lettered() {
+    let page = read_updates(
+        fixture_text("oppdateringer-enheter.json").as_bytes(),
+        UnitKind::Enhet,
+    )
+    .unwrap();
+    let now = Utc.with_ymd_and_hms(2024, 6, 3, 5, 0, 0).unwrap();
+    let mut updates = page.updates.clone();
+    updates.push(page.updates[0].clone());
+    let mut other = page.updates[1].clone();
+    other.id = 101;
+    updates.push(other);
+    let planned = plan(UnitKind::Enhet, &updates, &[], &documents(), 0, now);
+    let ids: Vec<i64> = planned.updates.iter().map(|r| r.update.id).collect();
+    assert_eq!(ids, [101, 102, 103, 104, 105, 106, 107], "each id once");
+    assert!(
+        planned
+            .dead_letters
+            .iter()
+            .any(|d| d.cursor == "oppdateringsid=101" && d.reason.contains("second, different")),
+        "{:?}",
+        planned.dead_letters
+    );
+}

@@ -10,7 +10,13 @@
 //! - an invalid organisation number, or a document that does not normalise or names another
 //!   unit, goes to `dead_letter` with the reason, and the unit's state is left as it was.
 //!
-//! Every update after the position gets exactly one `business_update` row.
+//! Every update after the position gets exactly one `business_update` row; a second, different
+//! update with the same id is dead-lettered.
+//!
+//! Not settled yet: whether the register answers a deleted unit's document with 410 and a body
+//! holding only `slettedato`. Such an answer must not be passed as [`Fetched::Document`] (its
+//! other fields would be taken as emptied) nor as [`Fetched::Gone`] (a `Sletting` keeps the
+//! unit): the client will need to set `deleted_date` alone.
 
 use std::collections::HashMap;
 
@@ -121,7 +127,27 @@ pub fn plan(
     };
     let mut todo: Vec<&Update> = updates.iter().filter(|u| u.id > after).collect();
     todo.sort_by_key(|u| u.id);
-    todo.dedup_by_key(|u| u.id);
+    // The same id twice: a repeat is taken once; a second, different update for an id is
+    // never dropped silently.
+    let mut seen: Vec<&Update> = Vec::with_capacity(todo.len());
+    for u in todo {
+        match seen.last() {
+            Some(prev) if prev.id == u.id => {
+                if *prev != u {
+                    out.dead_letters.push(dead_letter(
+                        kind,
+                        u,
+                        &format!(
+                            "a second, different update with oppdateringsid {} (the first, for {}, was applied)",
+                            u.id, prev.organization_number
+                        ),
+                    ));
+                }
+            }
+            _ => seen.push(u),
+        }
+    }
+    let todo = seen;
     // Each unit's last update decides its state.
     let mut last: HashMap<&str, &Update> = HashMap::new();
     for u in todo.iter().filter(|u| u.rejected.is_none()) {

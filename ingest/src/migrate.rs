@@ -1,0 +1,75 @@
+//! A lake written by an earlier version: a table whose columns are not this version's.
+//!
+//! The Kafka sink's log of published slices (`kafka_sink`) holds a record only; what matters in
+//! it is each register's position, in its commits. Its columns changed when the sink became
+//! one for every register, so an old `kafka_sink` is rewritten empty with the new columns in
+//! one commit that keeps every position. Any other table whose columns differ stops the start
+//! with what differs, instead of failing on its first write.
+
+use arrow::array::RecordBatch;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use schemas::tables::{KAFKA_SINK, Table};
+use tracing::warn;
+use url::Url;
+
+use crate::IngestError;
+use crate::commit::{Commit, lake_error};
+
+/// The table as this version can write it: unchanged, migrated, or an error naming the columns.
+pub async fn columns_checked(
+    table: &'static Table,
+    delta: DeltaTable,
+    url: &Url,
+) -> Result<DeltaTable, IngestError> {
+    let err = lake_error(table, url);
+    let Ok(snapshot) = delta.snapshot() else {
+        return Ok(delta);
+    };
+    let stored: Vec<String> = snapshot
+        .schema()
+        .fields()
+        .map(|f| f.name().clone())
+        .collect();
+    let expected: Vec<String> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if stored == expected {
+        return Ok(delta);
+    }
+    if !std::ptr::eq(table, &*KAFKA_SINK) {
+        return Err(err(DeltaTableError::Generic(format!(
+            "the table has the columns [{}], this version of regsync writes [{}]: it was written by another version",
+            stored.join(", "),
+            expected.join(", ")
+        ))));
+    }
+    let mut positions = Vec::new();
+    for app in schemas::cursor::ALL {
+        if let Some(v) = snapshot
+            .transaction_version(delta.log_store().as_ref(), app)
+            .await
+            .map_err(&err)?
+        {
+            positions.push((*app, v));
+        }
+    }
+    warn!(
+        table = table.name,
+        columns = %stored.join(", "),
+        "the Kafka sink's log has an earlier version's columns: rewriting it empty with this version's, keeping its positions"
+    );
+    let commit = Commit::new(table, url, delta.version(), &positions);
+    let outcome = delta
+        .clone()
+        .write(vec![RecordBatch::new_empty(table.schema.clone())])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_commit_properties(commit.properties())
+        .await;
+    commit.settle(outcome, &delta).await
+}
