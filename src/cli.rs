@@ -391,7 +391,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             )
             .await?;
             tracing::info!(
-                seeded = report.seeded_persons,
+                seeded = report.seeded,
                 events = report.events,
                 dead_letters = report.dead_letters,
                 position = report.position,

@@ -38,7 +38,7 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
     stop.cancel();
     println!(
         "Synced {} persons and {} register changes into {lake} (feed position {}).\n",
-        first.seeded_persons,
+        first.seeded,
         first.events + second.events,
         second.position
     );

@@ -10,6 +10,7 @@
 //! - [`lake`]: Delta tables, positions recorded as application transactions, upserts.
 //! - [`worker`]: a run: the seed if the lake is empty, then following the feed, beside the
 //!   Kafka publisher.
+//! - [`freg`]: the population register behind [`register::Source`]: client, seed, feed, re-seed.
 //! - [`seed`]: seeding from the bulk extract, resumable per batch and per table.
 //! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
 //!   commits.
@@ -28,6 +29,7 @@ pub mod commit;
 pub mod config;
 pub mod error;
 pub mod follow;
+pub mod freg;
 pub mod kafka;
 pub mod lake;
 pub mod lease;

@@ -158,12 +158,12 @@ pub async fn seed(
         }
         let planned = plans.values().next();
         progress.advance(planned.map_or(0, |p| p.persons.len()) as u64);
-        report.seeded_persons += planned.map_or(0, |p| p.persons.len()) as u64;
+        report.seeded += planned.map_or(0, |p| p.persons.len()) as u64;
         report.dead_letters += planned.map_or(0, |p| p.dead_letters.len()) as u64;
-        let rate = report.seeded_persons as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let rate = report.seeded as f64 / started.elapsed().as_secs_f64().max(1e-3);
         info!(
             batches = next_batch,
-            persons = report.seeded_persons,
+            persons = report.seeded,
             dead_letters = planned.map_or(0, |p| p.dead_letters.len()),
             persons_per_s = rate as u64,
             "seed batch committed"
@@ -176,11 +176,11 @@ pub async fn seed(
     mark_seeded(lake, sequence).await?;
     info!(
         sequence,
-        persons = report.seeded_persons,
+        persons = report.seeded,
         elapsed_s = started.elapsed().as_secs_f64(),
         "seed complete: following the feed from the next sequence number"
     );
-    crate::metrics::register(&pipeline.source.register).seeded(report.seeded_persons, sequence);
+    crate::metrics::register(&pipeline.source.register).seeded(report.seeded, sequence);
     Ok(Some(sequence))
 }
 

@@ -1,27 +1,21 @@
-//! The population register's feed worker: seed an empty lake from the bulk extract, then follow
-//! the feed from the lake's own position.
-//!
-//! The seed is in [`crate::seed`], following the feed in [`crate::follow`]; this module starts
-//! them in order, beside the Kafka publisher when one is configured.
+//! The feed worker: holds the lake's lease, runs the register's sync (seed an empty lake, then
+//! follow its feed from the lake's own positions, see [`crate::register::Connected`]) beside the
+//! Kafka publisher when one is configured, and retries lake writes that may pass. Nothing here
+//! names a register, its tables or its topics.
 
-use schemas::cursor::FREG_FEED;
-use schemas::tables::PERSON;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::IngestError;
-use crate::client::FregClient;
 use crate::config::{KafkaConfig, Pipeline};
 use crate::error::ErrorKind;
-use crate::follow::follow;
 use crate::kafka::KafkaSink;
 use crate::lake::{Lake, lake_url};
 use crate::lease::Lease;
 use crate::publish::{Publisher, publish_supervised};
-use crate::reseed::reseed;
-use crate::seed::seed;
+use crate::register::{Connected, Source};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +31,8 @@ pub struct RunOptions {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// Persons written by the seed.
-    pub seeded_persons: u64,
+    /// Entities (persons, units, addresses) written by the seed.
+    pub seeded: u64,
     /// Feed entries committed.
     pub events: u64,
     /// Records dead-lettered.
@@ -52,51 +46,6 @@ pub struct Report {
 /// Attempts of a failing lake write (an object store that fails, a commit that lost a race to
 /// maintenance) before the worker stops.
 const LAKE_TRIES: u32 = 20;
-
-/// Seeds an empty lake, then follows the feed from the lake's positions: what a failed attempt
-/// left undone is found again from them.
-async fn seed_and_follow(
-    client: &FregClient,
-    lake: &mut Lake,
-    pipeline: &Pipeline,
-    options: &RunOptions,
-    shutdown: &CancellationToken,
-    report: &mut Report,
-) -> Result<(), IngestError> {
-    if lake.position(&PERSON, FREG_FEED).await?.is_none()
-        && seed(client, lake, pipeline, shutdown, report)
-            .await?
-            .is_none()
-    {
-        return Ok(());
-    }
-    let mut reseeded: Option<i64> = None;
-    loop {
-        match follow(client, lake, pipeline, options, shutdown, report).await {
-            // The register no longer has the feed from the lake's position: seed again in place
-            // (once: a register that refuses the position it just gave an extract at is broken).
-            Err(IngestError::Expired { sequence, .. })
-                if pipeline.worker.reseed_on_expiry && reseeded != Some(sequence - 1) =>
-            {
-                match reseed(client, lake, pipeline, shutdown, report, sequence).await? {
-                    Some(at) => reseeded = Some(at),
-                    None => return Ok(()),
-                }
-            }
-            Err(IngestError::Expired { sequence, .. }) if reseeded == Some(sequence - 1) => {
-                return Err(IngestError::Feed {
-                    source_name: "freg",
-                    sequence,
-                    reason: format!(
-                        "the register refuses the position right after its own extract at {}: stopping instead of seeding again in a loop",
-                        sequence - 1
-                    ),
-                });
-            }
-            other => return other,
-        }
-    }
-}
 
 /// Runs the pipeline until `shutdown` (or, with `until_caught_up`, until the head is committed).
 pub async fn run(
@@ -115,12 +64,28 @@ pub async fn run(
             path: "--lake".into(),
             reason,
         })?;
-        let client = FregClient::new(&pipeline.source)?;
+        let source = crate::register::by_name(&pipeline.source.register).ok_or_else(|| {
+            IngestError::Config {
+                path: "source.register".into(),
+                reason: format!("{:?} is not a register", pipeline.source.register),
+            }
+        })?;
+        // Settings are checked before anything is opened: a bad one stops the start.
+        let connected = source.connect(&pipeline)?;
         let lake = Lake::open(&url).await?;
         // One writer per lake: a second worker stops here, before it writes or publishes.
         let lease = Lease::acquire(&url, &shutdown).await?;
-        let result =
-            run_with_lease(&client, lake, &url, &pipeline, &options, &shutdown, &lease).await;
+        let result = run_with_lease(
+            source,
+            connected.as_ref(),
+            lake,
+            &url,
+            &pipeline,
+            &options,
+            &shutdown,
+            &lease,
+        )
+        .await;
         let lost = lease.lost().await;
         lease.release().await;
         if let Some(e) = lost {
@@ -139,8 +104,10 @@ pub async fn run(
 
 /// The worker's work once it holds the lake's lease: the Kafka publisher beside the seed and the
 /// feed, retrying lake writes that may pass.
+#[allow(clippy::too_many_arguments)]
 async fn run_with_lease(
-    client: &FregClient,
+    source: &'static dyn Source,
+    connected: &dyn Connected,
     mut lake: Lake,
     url: &url::Url,
     pipeline: &Pipeline,
@@ -156,12 +123,6 @@ async fn run_with_lease(
         (Some(brokers), None) => Some(KafkaConfig::plaintext(brokers)),
         (None, k) => k.clone(),
     };
-    // Checked when the pipeline file was read.
-    let source =
-        crate::register::by_name(&pipeline.source.register).ok_or_else(|| IngestError::Config {
-            path: "source.register".into(),
-            reason: format!("{:?} is not a register", pipeline.source.register),
-        })?;
     // Connect first: a bad broker address or a missing topic stops the start.
     let (done_tx, done_rx) = watch::channel(false);
     let publisher = match kafka {
@@ -187,9 +148,10 @@ async fn run_with_lease(
     let worked = async {
         let mut failures = 0u32;
         loop {
-            let progress = (report.events, report.seeded_persons);
-            let attempt =
-                seed_and_follow(client, &mut lake, pipeline, options, shutdown, &mut report).await;
+            let progress = (report.events, report.seeded);
+            let attempt = connected
+                .sync(&mut lake, pipeline, options, shutdown, &mut report)
+                .await;
             let error = match attempt {
                 Err(e @ IngestError::Lake { .. })
                     if e.kind() == ErrorKind::Retryable
@@ -201,7 +163,7 @@ async fn run_with_lease(
                 other => return other,
             };
             // A failure after progress starts a new count: the budget is per incident.
-            failures = if (report.events, report.seeded_persons) != progress {
+            failures = if (report.events, report.seeded) != progress {
                 1
             } else {
                 failures + 1

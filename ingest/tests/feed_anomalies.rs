@@ -285,7 +285,7 @@ async fn a_seeded_lake_follows_from_the_extract_and_never_asks_for_older_entries
     .await;
     let dir = tempfile::tempdir().unwrap();
     let report = run(&url, dir.path(), "").await.unwrap();
-    assert_eq!(report.seeded_persons, 3);
+    assert_eq!(report.seeded, 3);
     assert_eq!(
         seen_feed(&register).first(),
         Some(&5001),
@@ -465,7 +465,7 @@ async fn a_200_that_is_not_an_answer_is_retried_and_loses_nothing() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let report = run(&url, dir.path(), "").await.unwrap();
-    assert_eq!(report.seeded_persons, 2, "the seed's persons are not lost");
+    assert_eq!(report.seeded, 2, "the seed's persons are not lost");
     let outcomes = rows(
         dir.path(),
         "SELECT outcome, count(*) AS n FROM person_event GROUP BY outcome",
@@ -606,7 +606,7 @@ async fn extract_batches_with_only_identity_numbers_seed_every_person() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let report = run(&url, dir.path(), "").await.unwrap();
-    assert_eq!(report.seeded_persons, 5);
+    assert_eq!(report.seeded, 5);
     assert_eq!(
         rows(dir.path(), "SELECT person_id FROM person").await.len(),
         5

@@ -65,7 +65,7 @@ impl Change {
 
 /// A register's plan for a batch of its feed (or of its bulk extract): the changes of each of
 /// its tables. The worker writes each table in its own commit, in the register's order.
-pub trait Plan {
+pub trait Plan: Send + Sync {
     /// The changes to `table` (none: nothing to write; the table's position still moves).
     /// A table the register does not write is an error.
     fn changes(
