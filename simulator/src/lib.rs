@@ -15,7 +15,11 @@
 //! - [`options`]: answers that vary between registers (expired feed positions, extract arrays).
 //! - [`server`]: the HTTP routes and the feed's retention.
 //! - [`faults`]: transport and answer faults.
+//! - [`brreg`]: the business register: units at the population's addresses, two updates lists.
+//! - [`brreg_http`]: its routes under `/enhetsregisteret/api`.
 
+pub mod brreg;
+pub mod brreg_http;
 pub mod events;
 pub mod faults;
 pub mod kommuner;
@@ -187,6 +191,12 @@ async fn produce(shared: Arc<Shared>, config: Config, shutdown: CancellationToke
                 return;
             }
             let n = events::step(&mut world, &mut rng, chrono::Utc::now()).len();
+            // The business register changes at the same pace.
+            shared
+                .brreg
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .step(&world, chrono::Utc::now());
             owed -= n.max(1) as f64;
         }
     }

@@ -52,6 +52,8 @@ enum Job {
 pub struct Shared {
     /// The register.
     pub world: RwLock<World>,
+    /// The business register, its units at the population's addresses.
+    pub brreg: RwLock<crate::brreg::Units>,
     jobs: Mutex<HashMap<String, Job>>,
     pub(crate) faults: Faults,
     retain_events: Option<u64>,
@@ -62,7 +64,10 @@ pub struct Shared {
 impl Shared {
     /// State around a world, answering as `config` says (faults, retention, extract arrays).
     pub fn new(world: World, config: &Config) -> Arc<Self> {
+        let units = (config.persons / 20).max(10);
+        let brreg = crate::brreg::Units::new(units, config.seed, &world, chrono::Utc::now());
         Arc::new(Self {
+            brreg: RwLock::new(brreg),
             world: RwLock::new(world),
             jobs: Mutex::new(HashMap::new()),
             faults: Faults::new(config.faults, config.seed),
@@ -105,8 +110,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             faults::middleware,
         ));
+    let brreg = crate::brreg_http::routes().layer(middleware::from_fn_with_state(
+        shared.clone(),
+        faults::middleware,
+    ));
     Router::new()
         .nest(BASE, api)
+        .nest(crate::brreg_http::BRREG_BASE, brreg)
         .route("/simulator/v1/kohort", get(truth_cohort))
         .route("/simulator/v1/personer", get(truth_persons))
         .with_state(shared)

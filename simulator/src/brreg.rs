@@ -1,0 +1,353 @@
+//! The business register (Enhetsregisteret): synthetic units (enheter and underenheter) at the
+//! population's addresses, their two updates lists (separate id sequences, all four kinds of
+//! change plus `Ukjent`), and their rendering in the register's JSON shapes.
+//!
+//! Organisation numbers pass the mod-11 check digit; names are drawn from lists. Deterministic
+//! for a seed.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::kommuner;
+use crate::person::Residence;
+use crate::world::World;
+
+/// The first `oppdateringsid` of each list: the real lists are far from 1.
+pub const FIRST_UPDATE_ID: i64 = 14_000_001;
+
+const FORMS: &[(&str, &str)] = &[
+    ("AS", "Aksjeselskap"),
+    ("ENK", "Enkeltpersonforetak"),
+    ("DA", "Selskap med delt ansvar"),
+    ("SA", "Samvirkeforetak"),
+    ("STI", "Stiftelse"),
+];
+const INDUSTRIES: &[(&str, &str)] = &[
+    ("62.010", "Programmeringstjenester"),
+    ("41.200", "Oppføring av bygninger"),
+    (
+        "47.111",
+        "Butikkhandel med bredt vareutvalg med hovedvekt på nærings- og nytelsesmidler",
+    ),
+    ("56.101", "Drift av restauranter og kafeer"),
+    ("69.201", "Regnskap og bokføring"),
+    ("86.211", "Allmenn legetjeneste"),
+    ("01.410", "Melkeproduksjon på storfe"),
+    ("43.210", "Elektrisk installasjonsarbeid"),
+];
+const NAME_ENDS: &[&str] = &[
+    "Bygg", "Data", "Regnskap", "Handel", "Kafé", "Elektro", "Gård",
+];
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// `enheter`.
+    Enheter,
+    /// `underenheter`.
+    Underenheter,
+}
+
+/// A unit as the simulator knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// Organisation number.
+    pub number: String,
+    /// Which list it is in.
+    pub list: List,
+    /// Name.
+    pub name: String,
+    /// Organisation form code (underenheter: `BEDR`).
+    pub form: &'static str,
+    /// Index into the industry list.
+    pub industry: usize,
+    /// Employees (`None`: not registered).
+    pub employees: Option<i64>,
+    /// The parent enhet (underenheter).
+    pub parent: Option<String>,
+    /// Where it is.
+    pub address: Residence,
+    /// Registered.
+    pub registered: NaiveDate,
+    /// Bankrupt.
+    pub bankrupt: bool,
+    /// Deleted (`Sletting`).
+    pub deleted: Option<NaiveDate>,
+    /// Removed from the open data (`Fjernet`): not served any more.
+    pub removed: bool,
+}
+
+/// One update of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateRecord {
+    /// `oppdateringsid`.
+    pub id: i64,
+    /// `dato`.
+    pub at: DateTime<Utc>,
+    /// The unit (index into [`Units::units`]).
+    pub unit: usize,
+    /// `endringstype`.
+    pub change: &'static str,
+}
+
+/// The business register.
+#[derive(Debug)]
+pub struct Units {
+    /// Every unit ever registered.
+    pub units: Vec<Unit>,
+    /// The two updates lists, in id order.
+    pub enheter: Vec<UpdateRecord>,
+    /// See `enheter`.
+    pub underenheter: Vec<UpdateRecord>,
+    by_number: std::collections::HashMap<String, usize>,
+    rng: SmallRng,
+    next_number: [u64; 2],
+}
+
+/// The next valid organisation number at or after `from` (first digit kept).
+fn next_valid(from: &mut u64) -> String {
+    loop {
+        let base = *from;
+        *from += 1;
+        let digits: Vec<u32> = format!("{base:08}")
+            .chars()
+            .filter_map(|c| c.to_digit(10))
+            .collect();
+        let mut first = [0u32; 8];
+        first.copy_from_slice(&digits[..8]);
+        if let Some(k) = transform::orgnr::check_digit(&first) {
+            return format!("{base:08}{k}");
+        }
+    }
+}
+
+impl Units {
+    /// `count` enheter and about 0.6 × `count` underenheter at addresses of the population's
+    /// persons, each registered with one `Ny` update, at `now`.
+    pub fn new(count: u32, seed: u64, world: &World, now: DateTime<Utc>) -> Self {
+        let mut out = Self {
+            units: Vec::new(),
+            enheter: Vec::new(),
+            underenheter: Vec::new(),
+            by_number: std::collections::HashMap::new(),
+            rng: SmallRng::seed_from_u64(seed ^ 0xB2E6),
+            next_number: [91_000_000, 81_000_000],
+        };
+        for _ in 0..count {
+            out.register(List::Enheter, world, now);
+        }
+        for _ in 0..(count * 3 / 5) {
+            out.register(List::Underenheter, world, now);
+        }
+        out
+    }
+
+    fn list_mut(&mut self, list: List) -> &mut Vec<UpdateRecord> {
+        match list {
+            List::Enheter => &mut self.enheter,
+            List::Underenheter => &mut self.underenheter,
+        }
+    }
+
+    /// A list's updates.
+    pub fn list(&self, list: List) -> &[UpdateRecord] {
+        match list {
+            List::Enheter => &self.enheter,
+            List::Underenheter => &self.underenheter,
+        }
+    }
+
+    fn record(&mut self, unit: usize, change: &'static str, at: DateTime<Utc>) {
+        let list = self.units[unit].list;
+        let updates = self.list_mut(list);
+        let id = updates.last().map_or(FIRST_UPDATE_ID, |u| u.id + 1);
+        updates.push(UpdateRecord {
+            id,
+            at,
+            unit,
+            change,
+        });
+    }
+
+    /// An address where one of the population's persons lives, else a new one.
+    fn address(&mut self, world: &World) -> Residence {
+        let persons = world.persons_at(world.head()).max(1);
+        let person = self.rng.random_range(0..persons);
+        world
+            .current(person)
+            .and_then(|p| p.residences.last().cloned())
+            .filter(|r| r.street.is_some())
+            .unwrap_or_else(|| {
+                let kommune = kommuner::draw(self.rng.random());
+                crate::population::Population::residence(&mut self.rng, kommune, Utc::now())
+            })
+    }
+
+    fn register(&mut self, list: List, world: &World, now: DateTime<Utc>) -> usize {
+        let slot = usize::from(list == List::Underenheter);
+        let number = next_valid(&mut self.next_number[slot]);
+        let address = self.address(world);
+        let (form, parent) = match list {
+            List::Enheter => (FORMS[self.rng.random_range(0..FORMS.len())].0, None),
+            List::Underenheter => {
+                let parent = self
+                    .pick(List::Enheter)
+                    .map(|i| self.units[i].number.clone());
+                ("BEDR", parent)
+            }
+        };
+        let stem = address
+            .street
+            .clone()
+            .unwrap_or_else(|| address.place.clone());
+        let name = format!(
+            "{} {}{}",
+            stem.split_whitespace().next().unwrap_or("Nord"),
+            NAME_ENDS[self.rng.random_range(0..NAME_ENDS.len())],
+            if form == "AS" { " AS" } else { "" }
+        );
+        let days = self.rng.random_range(0..15_000);
+        let unit = Unit {
+            number,
+            list,
+            name,
+            form,
+            industry: self.rng.random_range(0..INDUSTRIES.len()),
+            employees: self
+                .rng
+                .random_bool(0.8)
+                .then(|| self.rng.random_range(0..250)),
+            parent,
+            address,
+            registered: now.date_naive() - Duration::days(days),
+            bankrupt: false,
+            deleted: None,
+            removed: false,
+        };
+        self.units.push(unit);
+        let index = self.units.len() - 1;
+        self.by_number
+            .insert(self.units[index].number.clone(), index);
+        self.record(index, "Ny", now);
+        index
+    }
+
+    /// One change in one of the lists: a new unit, a change of an existing one (employees,
+    /// address, bankruptcy), a deletion, a removal, or an `Ukjent` update.
+    pub fn step(&mut self, world: &World, now: DateTime<Utc>) {
+        let list = if self.rng.random_bool(0.6) {
+            List::Enheter
+        } else {
+            List::Underenheter
+        };
+        let roll = self.rng.random_range(0..100);
+        let picked = self.pick(list);
+        let Some(unit) = picked.filter(|_| roll >= 10) else {
+            self.register(list, world, now);
+            return;
+        };
+        let change = match roll {
+            10..=69 => {
+                match self.rng.random_range(0..3) {
+                    0 => self.units[unit].employees = Some(self.rng.random_range(0..250)),
+                    1 => self.units[unit].address = self.address(world),
+                    _ => self.units[unit].bankrupt = true,
+                }
+                "Endring"
+            }
+            70..=84 if self.units[unit].deleted.is_none() => {
+                self.units[unit].deleted = Some(now.date_naive());
+                "Sletting"
+            }
+            85..=92 => {
+                self.units[unit].removed = true;
+                "Fjernet"
+            }
+            _ => "Ukjent",
+        };
+        self.record(unit, change, now);
+    }
+
+    /// A random unit of the list that is still served (a few draws, so that a step costs the
+    /// same at any register size; `None` if none was found).
+    fn pick(&mut self, list: List) -> Option<usize> {
+        (0..32).find_map(|_| {
+            let i = self.rng.random_range(0..self.units.len().max(1));
+            self.units
+                .get(i)
+                .filter(|u| u.list == list && !u.removed)
+                .map(|_| i)
+        })
+    }
+
+    /// A unit by organisation number, in a list.
+    pub fn find(&self, list: List, number: &str) -> Option<&Unit> {
+        self.by_number
+            .get(number)
+            .map(|i| &self.units[*i])
+            .filter(|u| u.list == list)
+    }
+}
+
+/// A unit's document, as the register renders it.
+pub fn document(unit: &Unit, base: &str) -> Value {
+    let (path, address_key) = match unit.list {
+        List::Enheter => ("enheter", "forretningsadresse"),
+        List::Underenheter => ("underenheter", "beliggenhetsadresse"),
+    };
+    let a = &unit.address;
+    let line = match (&a.street, a.letter) {
+        (Some(s), Some(l)) => format!("{s} {}{l}", a.number),
+        (Some(s), None) => format!("{s} {}", a.number),
+        (None, _) => format!("Gnr {}", a.number),
+    };
+    let kommune = kommuner::index_of(&a.kommune).map_or("", |i| kommuner::KOMMUNER[i].name);
+    let (code, description) = INDUSTRIES[unit.industry];
+    let form = FORMS.iter().find(|(c, _)| *c == unit.form).map_or(
+        "Underenhet til næringsdrivende og offentlig forvaltning",
+        |(_, d)| d,
+    );
+    let mut doc = json!({
+        "organisasjonsnummer": unit.number,
+        "navn": unit.name,
+        "organisasjonsform": {
+            "kode": unit.form, "beskrivelse": form,
+            "_links": {"self": {"href": format!("{base}/organisasjonsformer/{}", unit.form)}}
+        },
+        "registreringsdatoEnhetsregisteret": unit.registered.format("%Y-%m-%d").to_string(),
+        "registrertIMvaregisteret": unit.employees.is_some_and(|e| e > 2),
+        "naeringskode1": {"beskrivelse": description, "kode": code},
+        "harRegistrertAntallAnsatte": unit.employees.is_some(),
+        address_key: {
+            "land": "Norge", "landkode": "NO", "postnummer": a.postcode, "poststed": a.place,
+            "adresse": [line], "kommune": kommune.to_uppercase(), "kommunenummer": a.kommune
+        },
+        "_links": {"self": {"href": format!("{base}/{path}/{}", unit.number)}}
+    });
+    let o = doc.as_object_mut().expect("a JSON object");
+    if let Some(e) = unit.employees {
+        o.insert("antallAnsatte".into(), json!(e));
+    }
+    if unit.list == List::Enheter {
+        o.insert("konkurs".into(), json!(unit.bankrupt));
+        o.insert("underAvvikling".into(), json!(unit.deleted.is_some()));
+        o.insert(
+            "stiftelsesdato".into(),
+            json!(unit.registered.format("%Y-%m-%d").to_string()),
+        );
+    } else {
+        o.insert(
+            "oppstartsdato".into(),
+            json!(unit.registered.format("%Y-%m-%d").to_string()),
+        );
+    }
+    if let Some(parent) = &unit.parent {
+        o.insert("overordnetEnhet".into(), json!(parent));
+    }
+    if let Some(d) = unit.deleted {
+        o.insert("slettedato".into(), json!(d.format("%Y-%m-%d").to_string()));
+    }
+    doc
+}
