@@ -163,6 +163,8 @@ impl Units {
         let list = self.units[unit].list;
         let updates = self.list_mut(list);
         let id = updates.last().map_or(FIRST_UPDATE_ID, |u| u.id + 1);
+        // Times never go back within a list, as ids do not.
+        let at = updates.last().map_or(at, |u| u.at.max(at));
         updates.push(UpdateRecord {
             id,
             at,
@@ -171,24 +173,28 @@ impl Units {
         });
     }
 
-    /// An address where one of the population's persons lives, else a new one.
-    fn address(&mut self, world: &World) -> Residence {
+    /// The current street address of one of the population's unprotected persons, else a new
+    /// one: a unit's address is never taken from a protected person nor from a past residence.
+    /// (Others may still share a protected person's address, as households and buildings do:
+    /// withholding protected residents is the views' work, not the data's.)
+    fn address(&mut self, world: &World, now: DateTime<Utc>) -> Residence {
         let persons = world.persons_at(world.head()).max(1);
         let person = self.rng.random_range(0..persons);
         world
             .current(person)
+            .filter(|p| p.protection.eq_ignore_ascii_case("ugradert"))
             .and_then(|p| p.residences.last().cloned())
-            .filter(|r| r.street.is_some())
+            .filter(|r| r.street.is_some() && r.to.is_none())
             .unwrap_or_else(|| {
                 let kommune = kommuner::draw(self.rng.random());
-                crate::population::Population::residence(&mut self.rng, kommune, Utc::now())
+                crate::population::Population::residence(&mut self.rng, kommune, now)
             })
     }
 
     fn register(&mut self, list: List, world: &World, now: DateTime<Utc>) -> usize {
         let slot = usize::from(list == List::Underenheter);
         let number = next_valid(&mut self.next_number[slot]);
-        let address = self.address(world);
+        let address = self.address(world, now);
         let (form, parent) = match list {
             List::Enheter => (FORMS[self.rng.random_range(0..FORMS.len())].0, None),
             List::Underenheter => {
@@ -252,7 +258,7 @@ impl Units {
             10..=69 => {
                 match self.rng.random_range(0..3) {
                     0 => self.units[unit].employees = Some(self.rng.random_range(0..250)),
-                    1 => self.units[unit].address = self.address(world),
+                    1 => self.units[unit].address = self.address(world, now),
                     _ => self.units[unit].bankrupt = true,
                 }
                 "Endring"
@@ -270,14 +276,14 @@ impl Units {
         self.record(unit, change, now);
     }
 
-    /// A random unit of the list that is still served (a few draws, so that a step costs the
+    /// A random unit of the list that is still served and not deleted (a few draws, so that a step costs the
     /// same at any register size; `None` if none was found).
     fn pick(&mut self, list: List) -> Option<usize> {
         (0..32).find_map(|_| {
             let i = self.rng.random_range(0..self.units.len().max(1));
             self.units
                 .get(i)
-                .filter(|u| u.list == list && !u.removed)
+                .filter(|u| u.list == list && !u.removed && u.deleted.is_none())
                 .map(|_| i)
         })
     }
@@ -350,4 +356,46 @@ pub fn document(unit: &Unit, base: &str) -> Value {
         o.insert("slettedato".into(), json!(d.format("%Y-%m-%d").to_string()));
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_sit_at_current_street_addresses_with_valid_numbers_and_parents() {
+        let mut world = World::new(3000, 5);
+        let mut rng = SmallRng::seed_from_u64(9);
+        let now = Utc::now();
+        for _ in 0..400 {
+            crate::events::step(&mut world, &mut rng, now);
+        }
+        let mut units = Units::new(150, 5, &world, now);
+        for _ in 0..600 {
+            units.step(&world, now);
+        }
+        for u in &units.units {
+            let digits: Vec<u32> = u.number.chars().filter_map(|c| c.to_digit(10)).collect();
+            let mut first = [0u32; 8];
+            first.copy_from_slice(&digits[..8]);
+            assert_eq!(
+                transform::orgnr::check_digit(&first),
+                Some(digits[8]),
+                "{}",
+                u.number
+            );
+            assert!(u.address.street.is_some() && u.address.to.is_none());
+            if u.list == List::Underenheter {
+                assert!(u.parent.is_some(), "{} has a parent", u.number);
+            }
+        }
+        for list in [List::Enheter, List::Underenheter] {
+            let updates = units.list(list);
+            assert!(
+                updates
+                    .windows(2)
+                    .all(|w| w[1].id == w[0].id + 1 && w[1].at >= w[0].at)
+            );
+        }
+    }
 }

@@ -88,12 +88,13 @@ async fn updates(
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let base = format!("https://data.brreg.no{BRREG_BASE}");
-    let matching: Vec<_> = units
-        .list(kind)
-        .iter()
-        .filter(|u| q.oppdateringsid.is_none_or(|id| u.id >= id))
-        .filter(|u| since.is_none_or(|t| u.at >= t))
-        .collect();
+    // Both ids and times increase along a list: the start is found by binary search, so a
+    // request costs its page, not the list.
+    let all = units.list(kind);
+    let from = all
+        .partition_point(|u| q.oppdateringsid.is_some_and(|id| u.id < id))
+        .max(all.partition_point(|u| since.is_some_and(|t| u.at < t)));
+    let matching = &all[from..];
     let total = matching.len();
     let items: Vec<Value> = matching
         .iter()
@@ -157,7 +158,7 @@ async fn units(
     let Some(kind) = list_of(&list) else {
         return problem(StatusCode::NOT_FOUND, format!("no list {list}"));
     };
-    let wanted: Vec<&str> = q
+    let mut wanted: Vec<&str> = q
         .organisasjonsnummer
         .as_deref()
         .unwrap_or("")
@@ -165,23 +166,28 @@ async fn units(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
     let size = q.size.unwrap_or(20).min(MAX_SIZE);
     let units = shared
         .brreg
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let base = format!("https://data.brreg.no{BRREG_BASE}");
-    let found: Vec<Value> = wanted
+    let served: Vec<_> = wanted
         .iter()
         .filter_map(|n| units.find(kind, n))
         .filter(|u| !u.removed)
+        .collect();
+    let total = served.len();
+    let found: Vec<Value> = served
+        .iter()
         .take(size)
         .map(|u| document(u, &base))
         .collect();
-    let total = found.len();
     let mut body = json!({
         "_links": {"self": {"href": format!("{base}/{list}")}},
-        "page": {"size": size, "totalElements": total, "totalPages": usize::from(total > 0), "number": 0}
+        "page": {"size": size, "totalElements": total, "totalPages": total.div_ceil(size.max(1)), "number": 0}
     });
     if !found.is_empty() {
         body["_embedded"] = json!({ list: found });
