@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::tables::{Table, TableKind, text, ts};
+use crate::tables::{Table, TableKind, log, text, ts};
 
 /// Columns describing a unit's state, shared by all four tables.
 fn unit_state_fields() -> Vec<Field> {
@@ -103,24 +103,20 @@ pub static BUSINESS_SUBUNIT_HISTORY: LazyLock<Table> = LazyLock::new(|| {
 
 /// `business_update`: every update of both updates lists applied, exactly once per list and
 /// `oppdateringsid`, with what became of it.
-pub static BUSINESS_UPDATE: LazyLock<Table> = LazyLock::new(|| Table {
-    name: "business_update",
-    description: "every update of the business register's updates lists, once per list (unit_kind) and update_id",
-    schema: Arc::new(Schema::new(vec![
-        Field::new("unit_kind", DataType::Utf8, false),
-        Field::new("update_id", DataType::Int64, false),
-        Field::new("organization_number", DataType::Utf8, false),
-        Field::new("change_type", DataType::Utf8, false),
-        Field::new("occurred_at", ts(), true),
-        Field::new("outcome", DataType::Utf8, false),
-        Field::new("recorded_at", ts(), false),
-    ])),
-    partition_columns: &[],
-    cluster_columns: &[],
-    kind: TableKind::Log,
-    key: &[],
-    withheld_columns: &[],
-    withhold_sets: &[],
+pub static BUSINESS_UPDATE: LazyLock<Table> = LazyLock::new(|| {
+    log(
+        "business_update",
+        "every update of the business register's updates lists, once per list (unit_kind) and update_id",
+        vec![
+            Field::new("unit_kind", DataType::Utf8, false),
+            Field::new("update_id", DataType::Int64, false),
+            Field::new("organization_number", DataType::Utf8, false),
+            Field::new("change_type", DataType::Utf8, false),
+            Field::new("occurred_at", ts(), true),
+            Field::new("outcome", DataType::Utf8, false),
+            Field::new("recorded_at", ts(), false),
+        ],
+    )
 });
 
 /// Every business table.

@@ -46,6 +46,21 @@ pub struct Table {
     pub withhold_sets: &'static [&'static str],
 }
 
+/// An append-only table without partitions or key.
+pub(crate) fn log(name: &'static str, description: &'static str, fields: Vec<Field>) -> Table {
+    Table {
+        name,
+        description,
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns: &[],
+        cluster_columns: &[],
+        kind: TableKind::Log,
+        key: &[],
+        withheld_columns: &[],
+        withhold_sets: &[],
+    }
+}
+
 pub(crate) fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
@@ -125,86 +140,66 @@ pub static PERSON_HISTORY: LazyLock<Table> = LazyLock::new(|| {
 });
 
 /// `person_event`: every feed entry applied, exactly once per sequence number.
-pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| Table {
-    name: "person_event",
-    description: "every feed entry of the population register, once per sequence number",
-    schema: Arc::new(Schema::new(vec![
-        Field::new("sequence", DataType::Int64, false),
-        Field::new("event_type", DataType::Utf8, false),
-        Field::new("person_id", DataType::Utf8, false),
-        Field::new("occurred_at", ts(), true),
-        text("event_document_id"),
-        text("person_document_id"),
-        Field::new("outcome", DataType::Utf8, false),
-        Field::new("recorded_at", ts(), false),
-    ])),
-    partition_columns: &[],
-    cluster_columns: &[],
-    kind: TableKind::Log,
-    key: &[],
-    withheld_columns: &[],
-    withhold_sets: &[],
+pub static PERSON_EVENT: LazyLock<Table> = LazyLock::new(|| {
+    log(
+        "person_event",
+        "every feed entry of the population register, once per sequence number",
+        vec![
+            Field::new("sequence", DataType::Int64, false),
+            Field::new("event_type", DataType::Utf8, false),
+            Field::new("person_id", DataType::Utf8, false),
+            Field::new("occurred_at", ts(), true),
+            text("event_document_id"),
+            text("person_document_id"),
+            Field::new("outcome", DataType::Utf8, false),
+            Field::new("recorded_at", ts(), false),
+        ],
+    )
 });
 
 /// `dead_letter`: records that could not be normalised, with the reason and what is needed to
 /// replay them (`payload`: a JSON object of identifiers and the failing element, never the
 /// record's content).
-pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| Table {
-    name: "dead_letter",
-    description: "records that could not be normalised: source, cursor, reason, and in payload the ids needed to replay them (never the record's content)",
-    schema: Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("cursor", DataType::Utf8, false),
-        text("record_id"),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("payload", DataType::Utf8, false),
-        Field::new("recorded_at", ts(), false),
-    ])),
-    partition_columns: &[],
-    cluster_columns: &[],
-    kind: TableKind::Log,
-    key: &[],
-    withheld_columns: &[],
-    withhold_sets: &[],
+pub static DEAD_LETTER: LazyLock<Table> = LazyLock::new(|| {
+    log(
+        "dead_letter",
+        "records that could not be normalised: source, cursor, reason, and in payload the ids needed to replay them (never the record's content)",
+        vec![
+            Field::new("source", DataType::Utf8, false),
+            Field::new("cursor", DataType::Utf8, false),
+            text("record_id"),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("payload", DataType::Utf8, false),
+            Field::new("recorded_at", ts(), false),
+        ],
+    )
 });
 
 /// `kafka_sink`: one row per topic per slice published to Kafka; its commits carry each
 /// register's Kafka position, apart from the tables the worker writes.
-pub static KAFKA_SINK: LazyLock<Table> = LazyLock::new(|| Table {
-    name: "kafka_sink",
-    description: "slices of feed positions published to Kafka: register, topic, positions, message count",
-    schema: Arc::new(Schema::new(vec![
-        Field::new("register", DataType::Utf8, false),
-        Field::new("topic", DataType::Utf8, false),
-        Field::new("from_position", DataType::Int64, false),
-        Field::new("to_position", DataType::Int64, false),
-        Field::new("messages", DataType::Int64, false),
-        Field::new("published_at", ts(), false),
-    ])),
-    partition_columns: &[],
-    cluster_columns: &[],
-    kind: TableKind::Log,
-    key: &[],
-    withheld_columns: &[],
-    withhold_sets: &[],
+pub static KAFKA_SINK: LazyLock<Table> = LazyLock::new(|| {
+    log(
+        "kafka_sink",
+        "slices of feed positions published to Kafka: register, topic, positions, message count",
+        vec![
+            Field::new("register", DataType::Utf8, false),
+            Field::new("topic", DataType::Utf8, false),
+            Field::new("from_position", DataType::Int64, false),
+            Field::new("to_position", DataType::Int64, false),
+            Field::new("messages", DataType::Int64, false),
+            Field::new("published_at", ts(), false),
+        ],
+    )
 });
 
 /// `writer_lease`: no rows; its commits carry the lease of the one worker that writes the lake
 /// (`schemas::cursor::LEASE_*`), renewed while it runs.
-pub static WRITER_LEASE: LazyLock<Table> = LazyLock::new(|| Table {
-    name: "writer_lease",
-    description: "no rows: its log holds the lease of the worker that writes this lake",
-    schema: Arc::new(Schema::new(vec![Field::new(
-        "holder",
-        DataType::Int64,
-        true,
-    )])),
-    partition_columns: &[],
-    cluster_columns: &[],
-    kind: TableKind::Log,
-    key: &[],
-    withheld_columns: &[],
-    withhold_sets: &[],
+pub static WRITER_LEASE: LazyLock<Table> = LazyLock::new(|| {
+    log(
+        "writer_lease",
+        "no rows: its log holds the lease of the worker that writes this lake",
+        vec![Field::new("holder", DataType::Int64, true)],
+    )
 });
 
 /// The tables the feed worker writes, in the order it commits them.
