@@ -96,38 +96,34 @@ impl Lake {
         if let Some(restriction) = partitions {
             predicate.push_str(&format!(" AND {restriction}"));
         }
+        if table.kind == TableKind::History {
+            predicate.push_str(&format!(
+                " AND source.merge_kind <> '{INSERT}' \
+                 AND (source.merge_kind IN ('scrub', 'withhold') OR target.valid_to IS NULL)"
+            ));
+        }
+        let builder = delta
+            .clone()
+            .merge(source, predicate.as_str())
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(commit.properties());
         let builder = match table.kind {
-            TableKind::History => {
-                predicate.push_str(&format!(
-                    " AND source.merge_kind <> '{INSERT}' \
-                     AND (source.merge_kind IN ('scrub', 'withhold') OR target.valid_to IS NULL)"
-                ));
-                delta
-                    .clone()
-                    .merge(source, predicate.as_str())
-                    .with_source_alias("source")
-                    .with_target_alias("target")
-                    .with_commit_properties(commit.properties())
-                    .when_matched_update(|u| {
-                        let u = u
-                            .predicate("source.merge_kind = 'scrub'")
-                            .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
-                        withhold(u, table, false)
-                    })
-                    .map_err(&err)?
-                    .when_matched_update(|u| {
-                        withhold(u.predicate("source.merge_kind = 'withhold'"), table, false)
-                    })
-                    .map_err(&err)?
-                    .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
-                    .map_err(&err)?
-            }
-            TableKind::Current | TableKind::Log => delta
-                .clone()
-                .merge(source, predicate.as_str())
-                .with_source_alias("source")
-                .with_target_alias("target")
-                .with_commit_properties(commit.properties())
+            TableKind::History => builder
+                .when_matched_update(|u| {
+                    let u = u
+                        .predicate("source.merge_kind = 'scrub'")
+                        .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
+                    withhold(u, table, false)
+                })
+                .map_err(&err)?
+                .when_matched_update(|u| {
+                    withhold(u.predicate("source.merge_kind = 'withhold'"), table, false)
+                })
+                .map_err(&err)?
+                .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
+                .map_err(&err)?,
+            TableKind::Current | TableKind::Log => builder
                 .when_matched_update(|u| {
                     withhold(u.predicate("source.merge_kind = 'withhold'"), table, true)
                 })
@@ -196,9 +192,7 @@ impl Lake {
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| err(e.into()))?;
-            let keys = SessionContext::new()
-                .read_batches(keys)
-                .map_err(|e| err(e.into()))?;
+            let keys = ctx.read_batches(keys).map_err(|e| err(e.into()))?;
             ctx.register_table("keys", keys.into_view())
                 .map_err(|e| err(e.into()))?;
             let on = table

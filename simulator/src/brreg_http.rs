@@ -83,10 +83,7 @@ async fn updates(
         None => None,
     };
     let page = q.page.unwrap_or(0);
-    let units = shared
-        .brreg
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let units = shared.units();
     let base = format!("https://data.brreg.no{BRREG_BASE}");
     // Both ids and times increase along a list: the start is found by binary search, so a
     // request costs its page, not the list.
@@ -133,10 +130,7 @@ async fn unit(State(shared): AppState, Path((list, number)): Path<(String, Strin
     let Some(kind) = list_of(&list) else {
         return problem(StatusCode::NOT_FOUND, format!("no list {list}"));
     };
-    let units = shared
-        .brreg
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let units = shared.units();
     match units.find(kind, &number) {
         Some(u) if u.removed => problem(StatusCode::GONE, format!("{number} is removed")),
         Some(u) => Json(document(u, &format!("https://data.brreg.no{BRREG_BASE}"))).into_response(),
@@ -169,10 +163,7 @@ async fn units(
     wanted.sort_unstable();
     wanted.dedup();
     let size = q.size.unwrap_or(20).min(MAX_SIZE);
-    let units = shared
-        .brreg
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let units = shared.units();
     let base = format!("https://data.brreg.no{BRREG_BASE}");
     let served: Vec<_> = wanted
         .iter()

@@ -77,6 +77,13 @@ impl Shared {
         })
     }
 
+    /// The business register, for reading.
+    pub(crate) fn units(&self) -> std::sync::RwLockReadGuard<'_, crate::brreg::Units> {
+        self.brreg
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
         self.world
             .read()

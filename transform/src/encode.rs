@@ -16,7 +16,7 @@ use crate::model::{DeadLetter, EventRow, Person, PersonVersion};
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
 
-fn days(d: Option<NaiveDate>) -> Option<i32> {
+pub(crate) fn days(d: Option<NaiveDate>) -> Option<i32> {
     d.and_then(|d| i32::try_from((d - EPOCH).num_days()).ok())
 }
 
@@ -86,7 +86,10 @@ fn person_columns<'a>(people: &[&'a Person]) -> Vec<ArrayRef> {
     ]
 }
 
-fn batch(table: &'static Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, TransformError> {
+pub(crate) fn batch(
+    table: &'static Table,
+    columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, TransformError> {
     RecordBatch::try_new(table.schema.clone(), columns).map_err(|source| TransformError::Encode {
         table: table.name,
         source,

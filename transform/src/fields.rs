@@ -41,3 +41,12 @@ pub fn timestamp(v: &Value, field: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
+
+/// A whole number; text holding one is accepted (registers are not consistent).
+pub fn integer(v: &Value, field: &str) -> Option<i64> {
+    match v.get(field)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

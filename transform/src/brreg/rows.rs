@@ -9,7 +9,7 @@ use schemas::tables::Table;
 
 use super::unit::BusinessUnit;
 use crate::TransformError;
-use crate::encode::micros;
+use crate::encode::{batch, days, micros};
 
 /// A version of a unit in a history table.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,12 +22,6 @@ pub struct UnitVersion {
     pub valid_from: DateTime<Utc>,
     /// Until when (`None`: current).
     pub valid_to: Option<DateTime<Utc>>,
-}
-
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
-
-fn days(d: Option<NaiveDate>) -> Option<i32> {
-    d.and_then(|d| i32::try_from((d - EPOCH).num_days()).ok())
 }
 
 fn unit_columns<'a>(units: &[&'a BusinessUnit]) -> Vec<ArrayRef> {
@@ -58,13 +52,6 @@ fn unit_columns<'a>(units: &[&'a BusinessUnit]) -> Vec<ArrayRef> {
         b(|u| u.under_liquidation),
         d(|u| u.deleted_date),
     ]
-}
-
-fn batch(table: &'static Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, TransformError> {
-    RecordBatch::try_new(table.schema.clone(), columns).map_err(|source| TransformError::Encode {
-        table: table.name,
-        source,
-    })
 }
 
 /// Rows of a current-state table (`business_unit`, `business_subunit`): each unit with the

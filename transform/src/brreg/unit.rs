@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::TransformError;
-use crate::fields::{code, date, text};
+use crate::fields::{code, date, integer, text};
 use crate::orgnr;
 
 /// Which of the register's two kinds of unit.
@@ -125,11 +125,7 @@ pub fn normalise(doc: &Value, kind: UnitKind) -> Result<BusinessUnit, TransformE
                 .join("\n")
         })
         .filter(|l| !l.is_empty());
-    let employees = doc.get("antallAnsatte").and_then(|v| match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    });
+    let employees = integer(doc, "antallAnsatte");
     let started = match kind {
         UnitKind::Enhet => date(doc, "stiftelsesdato"),
         UnitKind::Underenhet => date(doc, "oppstartsdato"),

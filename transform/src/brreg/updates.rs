@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::unit::UnitKind;
 use crate::TransformError;
-use crate::fields::{text, timestamp};
+use crate::fields::{integer, text, timestamp};
 use crate::orgnr;
 
 /// What an update says happened to a unit.
@@ -144,11 +144,7 @@ pub fn read_updates(body: &[u8], kind: UnitKind) -> Result<UpdatesPage, Transfor
     for (i, item) in items.iter().enumerate() {
         let place = format!("_embedded.{key}[{i}]");
         let number = text(item, "organisasjonsnummer");
-        let id = item.get("oppdateringsid").and_then(|v| match v {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
+        let id = integer(item, "oppdateringsid");
         let Some(id) = id.filter(|id| *id > 0) else {
             out.unplaced.push(Unplaced {
                 place,
