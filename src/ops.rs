@@ -98,8 +98,8 @@ fn positions(t: &TableStats) -> String {
 
 /// A lake error at a location with no lake says so in one line.
 fn no_lake(location: &str, e: ingest::IngestError) -> anyhow::Error {
-    if let Some(table) = e.missing_table() {
-        return anyhow::anyhow!("no lake at {location} (no Delta table `{table}`)");
+    if e.missing_table().is_some() {
+        return anyhow::anyhow!("no lake at {location} (none of regsync's tables is there)");
     }
     e.into()
 }

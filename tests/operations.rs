@@ -170,7 +170,9 @@ fn a_missing_lake_and_an_unknown_table_are_one_clear_line() {
             "{args:?}: one line: {stderr}"
         );
         assert!(
-            stderr.contains(&format!("no lake at {empty} (no Delta table `person`)")),
+            stderr.contains(&format!(
+                "no lake at {empty} (none of regsync's tables is there)"
+            )),
             "{args:?}: {stderr}"
         );
     }

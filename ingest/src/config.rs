@@ -135,16 +135,20 @@ fn default_slice() -> i64 {
     50_000
 }
 
-/// The population register source.
+/// The register a pipeline follows.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// `freg` (the only register this version follows).
+    /// `freg` (the population register) or `brreg` (the business register).
     pub register: String,
     /// Scheme and host, e.g. `https://folkeregisteret.api.skatteetaten.no`.
     pub base_url: String,
-    /// The rights package's path, e.g. `/folkeregisteret/offentlig-med-hjemmel/api`.
-    pub rights_package_path: String,
+    /// The population register's rights package path, e.g.
+    /// `/folkeregisteret/offentlig-med-hjemmel/api` (required for `freg`).
+    pub rights_package_path: Option<String>,
+    /// The API's path under the host, for registers without rights packages (`brreg`:
+    /// default `/enhetsregisteret/api`).
+    pub api_path: Option<String>,
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -357,8 +361,13 @@ impl Pipeline {
                 self.source.base_url
             ));
         }
-        if !self.source.rights_package_path.starts_with('/') {
-            return Err("source.rights_package_path: must start with /".into());
+        for (key, path) in [
+            ("rights_package_path", &self.source.rights_package_path),
+            ("api_path", &self.source.api_path),
+        ] {
+            if path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(format!("source.{key}: must start with /"));
+            }
         }
         let w = &self.worker;
         if w.batch_events == 0 || w.seed_batch_persons == 0 || w.fetch_concurrency == 0 {

@@ -163,7 +163,7 @@ async fn maintain_between_commits(lake: &mut Lake, pipeline: &Pipeline) -> Resul
             warn!(error = %e, "lake maintenance failed; trying again at the next scheduled time")
         }
     }
-    *lake = Lake::open(&url).await?;
+    *lake = Lake::open_tables(&url, &schemas::register::FREG.lake_tables()).await?;
     Ok(())
 }
 

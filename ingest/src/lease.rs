@@ -166,7 +166,7 @@ impl Lease {
     /// background until [`Lease::release`]; if it is lost, `shutdown` is cancelled and
     /// [`Lease::lost`] says why.
     pub async fn acquire(url: &Url, shutdown: &CancellationToken) -> Result<Self, IngestError> {
-        let mut lake = Lake::open(url).await?;
+        let mut lake = Lake::open_tables(url, &[&WRITER_LEASE]).await?;
         let (holder, process, renewed) = read_lease(&lake).await?;
         let age = Duration::from_millis(u64::try_from(now_ms() - renewed).unwrap_or(0));
         if holder.is_some_and(|h| h != 0) && renewed > 0 && age < TTL + MARGIN {

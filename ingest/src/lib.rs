@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: pipeline files (TOML, `${VAR:-default}` substitution, unknown keys refused).
-//! - [`client`]: the population register's HTTP API with backoff and `Retry-After`.
+//! - [`http`]: a register's HTTP API with backoff and `Retry-After`.
+//! - [`client`]: the population register's endpoints.
 //! - [`maskinporten`]: the JWT-bearer token grant, with token reuse.
 //! - [`commit`]: commits with their positions and identity; conflicts told from own commits.
 //! - [`lake`]: Delta tables, positions recorded as application transactions, upserts.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod follow;
 pub mod freg;
+pub mod http;
 pub mod kafka;
 pub mod lake;
 pub mod lease;

@@ -184,23 +184,33 @@ fn crowded_partitions(delta: &DeltaTable, table: &'static Table) -> Vec<String> 
         .collect()
 }
 
-/// A table missing from a lake written before it existed (every table but `person`, whose
-/// absence means there is no lake).
-fn optional(e: &IngestError, table: &'static Table) -> bool {
-    e.missing_table().is_some() && table.name != schemas::tables::PERSON.name
+/// A table missing from the lake: one of a register the lake does not follow, or written
+/// before the table existed. A lake without any table is no lake: the first such error.
+fn missing(e: IngestError, first: &mut Option<IngestError>) -> Result<(), IngestError> {
+    if e.missing_table().is_none() {
+        return Err(e);
+    }
+    first.get_or_insert(e);
+    Ok(())
+}
+
+fn found<T>(out: Vec<T>, first: Option<IngestError>) -> Result<Vec<T>, IngestError> {
+    match first {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// Every table's stats.
 pub async fn lake_stats(lake: &Url) -> Result<Vec<TableStats>, IngestError> {
-    let mut out = Vec::new();
+    let (mut out, mut first) = (Vec::new(), None);
     for table in ALL_TABLES.iter() {
-        let delta = match open(lake, table).await {
-            Err(e) if optional(&e, table) => continue,
-            other => other?,
-        };
-        out.push(table_stats(&delta, table).await?);
+        match open(lake, table).await {
+            Err(e) => missing(e, &mut first)?,
+            Ok(delta) => out.push(table_stats(&delta, table).await?),
+        }
     }
-    Ok(out)
+    found(out, first)
 }
 
 /// Compacts, checkpoints and vacuums every table of the lake.
@@ -208,7 +218,7 @@ pub async fn maintain(
     lake: &Url,
     options: &MaintainOptions,
 ) -> Result<Vec<Maintained>, IngestError> {
-    let mut out = Vec::new();
+    let (mut out, mut first) = (Vec::new(), None);
     for table in ALL_TABLES.iter() {
         // A commit that loses a race to a running worker's is tried again from the new
         // version (the worker's MERGE may have replaced the files being compacted).
@@ -216,7 +226,10 @@ pub async fn maintain(
         loop {
             tries += 1;
             match maintain_table(lake, table, options).await {
-                Err(e) if optional(&e, table) => break,
+                Err(e) if e.missing_table().is_some() => {
+                    missing(e, &mut first)?;
+                    break;
+                }
                 Err(e) if tries < 5 && e.kind() == crate::error::ErrorKind::Retryable => {
                     tracing::warn!(table = table.name, error = %e, "maintenance lost a race; trying again");
                     tokio::time::sleep(Duration::from_millis(500 * tries)).await;
@@ -228,7 +241,7 @@ pub async fn maintain(
             }
         }
     }
-    Ok(out)
+    found(out, first)
 }
 
 async fn maintain_table(

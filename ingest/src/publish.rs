@@ -1,8 +1,9 @@
 //! The Kafka publisher: follows the lake and publishes what it has committed to the topics.
 //!
 //! The lake is the source of truth; Kafka is a sink of it with its own position (`kafka_sink`
-//! table, one app id per register, e.g. `regsync.kafka.freg`). Each of the register's outlets
-//! ([`schemas::register::Outlet`]) turns one table's rows into one topic's messages. A slow or absent broker never holds the lake back: the
+//! table, one app id per feed, e.g. `regsync.kafka.freg`). Each of a feed's outlets
+//! ([`schemas::register::Outlet`]) turns a query's rows into one topic's messages. A slow or
+//! absent broker never holds the lake back: the
 //! worker goes on committing, and the publisher catches up when the broker is back. Memory is
 //! bounded by a slice of at most `slice_sequences` feed sequence numbers, streamed batch by batch.
 
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use futures::StreamExt;
-use schemas::register::Outlet;
+use schemas::register::{Feed, Outlet};
 use schemas::tables::{KAFKA_SINK, Table};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -119,40 +120,59 @@ struct Outbound {
     positions: Positions,
 }
 
+/// One feed being published: its topics, and the tables they read.
+struct FeedOut {
+    feed: &'static Feed,
+    outbound: Vec<Outbound>,
+    tables: Vec<&'static Table>,
+}
+
 /// Publishes the lake's committed rows until shutdown, or, once `worker_done` is set, until the
-/// sink has reached the lake's position.
+/// sink has reached the lake's position on every feed.
 async fn publish(
     p: &Publisher,
     mut worker_done: watch::Receiver<bool>,
     report: &mut PublishReport,
 ) -> Result<(), IngestError> {
-    let (sink, config, shutdown, metrics, lease) =
-        (&p.sink, &p.config, &p.shutdown, &p.metrics, &p.lease);
+    let (config, shutdown, metrics) = (&p.config, &p.shutdown, &p.metrics);
     let register = p.source.register();
     // Where each partition's messages end, read back from the broker: after a restart (or a
     // failure) what is already there is skipped.
-    let mut outbound = Vec::new();
-    for outlet in &register.outlets {
-        let positions = sink.positions(&outlet.topic).await?;
-        info!(
-            topic = outlet.topic.name,
-            partitions = positions.len(),
-            "kafka sink: read back the topic's last messages"
-        );
-        outbound.push(Outbound {
-            outlet: *outlet,
-            positions,
-        });
-    }
-    let mut tables: Vec<&'static Table> = Vec::new();
-    for o in &register.outlets {
-        if !tables.iter().any(|t| std::ptr::eq(*t, o.table)) {
-            tables.push(o.table);
+    let mut feeds = Vec::new();
+    for feed in &register.feeds {
+        let mut outbound = Vec::new();
+        let mut tables: Vec<&'static Table> = Vec::new();
+        for outlet in &feed.outlets {
+            let positions = p.sink.positions(&outlet.topic).await?;
+            info!(
+                topic = outlet.topic.name,
+                partitions = positions.len(),
+                "kafka sink: read back the topic's last messages"
+            );
+            for table in &outlet.reads {
+                if !tables.iter().any(|t| std::ptr::eq(*t, *table)) {
+                    tables.push(table);
+                }
+            }
+            outbound.push(Outbound {
+                outlet: outlet.clone(),
+                positions,
+            });
         }
+        feeds.push(FeedOut {
+            feed,
+            outbound,
+            tables,
+        });
     }
     // Opened once (the tables it reads, and its own) and refreshed from the log's new entries
     // on each round.
-    let opened: Vec<&'static Table> = tables.iter().copied().chain([&*KAFKA_SINK]).collect();
+    let mut opened: Vec<&'static Table> = vec![&*KAFKA_SINK];
+    for table in feeds.iter().flat_map(|f| f.tables.iter()) {
+        if !opened.iter().any(|t| std::ptr::eq(*t, *table)) {
+            opened.push(table);
+        }
+    }
     let mut lake = Lake::open_tables(&p.lake_url, &opened).await?;
     loop {
         if shutdown.is_cancelled() {
@@ -162,19 +182,17 @@ async fn publish(
         for table in &opened {
             lake.refresh_table(table).await?;
         }
-        // A slice is published once every table it reads has committed it.
-        let mut upto = i64::MAX;
-        for table in &tables {
-            upto = upto.min(lake.position(table, register.feed).await?.unwrap_or(0));
+        let mut published = false;
+        for f in &mut feeds {
+            if shutdown.is_cancelled() || !p.lease.held() {
+                // Another process took the lake: it publishes from here on.
+                break;
+            }
+            published |= publish_feed(p, &mut lake, f, report).await?;
         }
-        let from = lake
-            .position(&KAFKA_SINK, register.kafka)
-            .await?
-            .unwrap_or(0);
-        report.position = from;
-        if from >= upto {
-            metrics.published(0, from);
-            if done {
+        if !published {
+            metrics.published(0, report.position);
+            if done || !p.lease.held() {
                 break;
             }
             tokio::select! {
@@ -182,76 +200,91 @@ async fn publish(
                 _ = worker_done.changed() => {}
                 () = shutdown.cancelled() => break,
             }
-            continue;
         }
-        if !lease.held() {
-            // Another process took the lake: it publishes from here on.
-            break;
-        }
-        let to = upto.min(from + config.slice_sequences);
-        let started = Instant::now();
-        let ctx = lake.session(&tables).await?;
-        let mut counts = Vec::with_capacity(outbound.len());
-        for o in &mut outbound {
-            let (outlet, column) = (&o.outlet, o.outlet.position_column);
-            let sql = format!(
-                "SELECT * FROM {} WHERE {column} > {from} AND {column} <= {to} ORDER BY {}",
-                outlet.table.name, outlet.order_by
-            );
-            let mut stream = ctx
-                .sql(&sql)
-                .await
-                .map_err(read_error)?
-                .execute_stream()
-                .await
-                .map_err(read_error)?;
-            let mut count = 0u64;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(read_error)?;
-                let messages =
-                    p.source
-                        .messages(&outlet.topic, &batch, config.include_confidential)?;
-                // Librdkafka retries without end (no message timeout); a broker that accepts
-                // nothing for `stall_timeout` (down for long, or its topics gone) is a failure:
-                // the supervisor purges, connects again and reads the topics' ends.
-                count += tokio::time::timeout(
-                    config.stall_timeout,
-                    sink.produce(&outlet.topic, messages, &mut o.positions),
-                )
-                .await
-                .map_err(|_| IngestError::Kafka {
-                    brokers: config.brokers.clone(),
-                    reason: format!(
-                        "{}: nothing acknowledged for {} s (slice {}..={to})",
-                        outlet.topic.name,
-                        config.stall_timeout.as_secs(),
-                        from + 1
-                    ),
-                })??;
-            }
-            counts.push((outlet.topic.name, count));
-        }
-        sink.flush()?;
-        lake.append(
-            &KAFKA_SINK,
-            Some(slice_rows(register.name, &counts, from + 1, to)?),
-            &[(register.kafka, to)],
-        )
-        .await?;
-        let total: u64 = counts.iter().map(|(_, n)| n).sum();
-        report.messages += total;
-        report.position = to;
-        metrics.published(total, to);
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        info!(
-            from = from + 1,
-            to,
-            messages = total,
-            messages_per_s = (total as f64 / secs) as u64,
-            "kafka slice published"
-        );
     }
     Ok(())
+}
+
+/// Publishes one feed's next slice, if the lake has committed one: whether it did.
+async fn publish_feed(
+    p: &Publisher,
+    lake: &mut Lake,
+    f: &mut FeedOut,
+    report: &mut PublishReport,
+) -> Result<bool, IngestError> {
+    let (sink, config, metrics) = (&p.sink, &p.config, &p.metrics);
+    let feed = f.feed;
+    // A slice is published once every table it reads has committed it.
+    let mut upto = i64::MAX;
+    for table in &f.tables {
+        upto = upto.min(lake.position(table, feed.position).await?.unwrap_or(0));
+    }
+    let from = lake.position(&KAFKA_SINK, feed.kafka).await?.unwrap_or(0);
+    report.position = from;
+    if from >= upto {
+        return Ok(false);
+    }
+    let to = upto.min(from + config.slice_sequences);
+    let started = Instant::now();
+    let ctx = lake.session(&f.tables).await?;
+    let mut counts = Vec::with_capacity(f.outbound.len());
+    for o in &mut f.outbound {
+        let outlet = &o.outlet;
+        let mut stream = ctx
+            .sql(&outlet.query(from, to))
+            .await
+            .map_err(read_error)?
+            .execute_stream()
+            .await
+            .map_err(read_error)?;
+        let mut count = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(read_error)?;
+            let messages = p
+                .source
+                .messages(&outlet.topic, &batch, config.include_confidential)?;
+            // Librdkafka retries without end (no message timeout); a broker that accepts
+            // nothing for `stall_timeout` (down for long, or its topics gone) is a failure:
+            // the supervisor purges, connects again and reads the topics' ends.
+            count += tokio::time::timeout(
+                config.stall_timeout,
+                sink.produce(&outlet.topic, messages, &mut o.positions),
+            )
+            .await
+            .map_err(|_| IngestError::Kafka {
+                brokers: config.brokers.clone(),
+                reason: format!(
+                    "{}: nothing acknowledged for {} s (slice {}..={to})",
+                    outlet.topic.name,
+                    config.stall_timeout.as_secs(),
+                    from + 1
+                ),
+            })??;
+        }
+        counts.push((outlet.topic.name, count));
+    }
+    sink.flush()?;
+    let register = p.source.register();
+    lake.append(
+        &KAFKA_SINK,
+        Some(slice_rows(register.name, &counts, from + 1, to)?),
+        &[(feed.kafka, to)],
+    )
+    .await?;
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    report.messages += total;
+    report.position = to;
+    metrics.published(total, to);
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    info!(
+        feed = feed.name,
+        from = from + 1,
+        to,
+        messages = total,
+        messages_per_s = (total as f64 / secs) as u64,
+        "kafka slice published"
+    );
+    Ok(true)
 }
 
 /// The `kafka_sink` rows of a published slice: one per topic.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use schemas::cursor::{FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
+use schemas::cursor::{FREG_FEED, FREG_SEED_BATCHES, FREG_SEED_SEQUENCE};
 use schemas::register::FREG;
 use schemas::tables::{DEAD_LETTER, PERSON, PERSON_HISTORY, Table};
 use tokio_util::sync::CancellationToken;
@@ -198,16 +198,12 @@ pub async fn mark_feed_tables(
     sequence: i64,
     only_unmarked: bool,
 ) -> Result<(), IngestError> {
-    let register = &*FREG;
-    let txns = [
-        (register.feed, sequence),
-        (register.seed_position, sequence),
-    ];
-    let Some((current, rest)) = register.tables.split_first() else {
+    let txns = [(FREG_FEED, sequence), (FREG_SEED_SEQUENCE, sequence)];
+    let Some((current, rest)) = FREG.feeds[0].tables.split_first() else {
         return Ok(());
     };
     for table in rest.iter().chain([current]) {
-        if !only_unmarked || lake.position(table, register.feed).await?.is_none() {
+        if !only_unmarked || lake.position(table, FREG_FEED).await?.is_none() {
             lake.mark(table, &txns).await?;
         }
     }

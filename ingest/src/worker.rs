@@ -72,7 +72,7 @@ pub async fn run(
         })?;
         // Settings are checked before anything is opened: a bad one stops the start.
         let connected = source.connect(&pipeline)?;
-        let lake = Lake::open(&url).await?;
+        let lake = Lake::open_tables(&url, &source.register().lake_tables()).await?;
         // One writer per lake: a second worker stops here, before it writes or publishes.
         let lease = Lease::acquire(&url, &shutdown).await?;
         let result = run_with_lease(
@@ -181,7 +181,7 @@ async fn run_with_lease(
                 () = shutdown.cancelled() => return Err(error),
             }
             // The store may still be failing: opening it again counts as one more attempt.
-            match Lake::open(url).await {
+            match Lake::open_tables(url, &source.register().lake_tables()).await {
                 Ok(opened) => lake = opened,
                 Err(e) if e.kind() == ErrorKind::Retryable && failures < LAKE_TRIES => {
                     warn!(error = %e, "opening the lake failed; trying again");

@@ -48,7 +48,8 @@ async fn serve(answers: Vec<(u16, Option<u64>, &'static str)>) -> (FregClient, A
     let client = FregClient::new(&Source {
         register: "freg".into(),
         base_url: base,
-        rights_package_path: "/api".into(),
+        rights_package_path: Some("/api".into()),
+        api_path: None,
         request_timeout: Duration::from_secs(5),
         max_tries: 3,
         maskinporten: None,

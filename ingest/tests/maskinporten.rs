@@ -123,7 +123,8 @@ fn source(base: &str, key_file: &str) -> Source {
     Source {
         register: "freg".into(),
         base_url: base.into(),
-        rights_package_path: "/api".into(),
+        rights_package_path: Some("/api".into()),
+        api_path: None,
         request_timeout: Duration::from_secs(5),
         max_tries: 2,
         maskinporten: Some(Maskinporten {

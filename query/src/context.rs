@@ -2,7 +2,7 @@
 
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
-use schemas::tables::{ALL_TABLES, PERSON, Table};
+use schemas::tables::{ALL_TABLES, Table};
 use url::Url;
 
 use crate::QueryError;
@@ -48,18 +48,12 @@ pub async fn open_table(lake: &Url, table: &'static Table) -> Result<DeltaTable,
 pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
     let lake = lake_url(location)?;
     let ctx = SessionContext::new();
+    let mut registered = 0;
     for table in ALL_TABLES.iter() {
         let delta = match open_table(&lake, table).await {
-            Err(QueryError::Table { source, .. }) if is_missing(&source) => {
-                if table.name != PERSON.name {
-                    // A lake written before this table existed.
-                    continue;
-                }
-                return Err(QueryError::NoLake {
-                    location: location.to_owned(),
-                    table: table.name,
-                });
-            }
+            // A table of a register this lake does not follow, or one written before the
+            // table existed.
+            Err(QueryError::Table { source, .. }) if is_missing(&source) => continue,
             other => other?,
         };
         delta
@@ -78,6 +72,12 @@ pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
                 source: Box::new(e.into()),
             })?;
         ctx.register_table(table.name, provider)?;
+        registered += 1;
+    }
+    if registered == 0 {
+        return Err(QueryError::NoLake {
+            location: location.to_owned(),
+        });
     }
     Ok(ctx)
 }

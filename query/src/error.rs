@@ -11,15 +11,13 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
-    /// The location holds no lake (its `person` table is not a Delta table).
+    /// The location holds no lake (none of regsync's tables is a Delta table there).
     #[error(
-        "no lake at {location} (no Delta table `{table}`): run `regsync run` (or `regsync demo`) first"
+        "no lake at {location} (none of regsync's tables is there): run `regsync run` (or `regsync demo`) first"
     )]
     NoLake {
         /// The location given.
         location: String,
-        /// The table that is missing.
-        table: &'static str,
     },
     /// A query names a table the lake does not have.
     #[error("no table `{name}`; tables: {tables}")]

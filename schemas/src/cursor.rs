@@ -15,6 +15,21 @@ pub const FREG_SEED_SEQUENCE: &str = "regsync.freg.seed.sequence";
 /// that feed sequence number is acknowledged by the broker.
 pub const KAFKA_FREG: &str = "regsync.kafka.freg";
 
+/// The business register's updates list of enheter: the version is the last `oppdateringsid`
+/// applied (0: none yet; the list is then read from the bulk download's time).
+pub const BRREG_ENHETER: &str = "regsync.brreg.enheter";
+/// The business register's updates list of underenheter (a sequence of its own).
+pub const BRREG_UNDERENHETER: &str = "regsync.brreg.underenheter";
+/// When the bulk download of enheter that seeded the lake was taken, Unix milliseconds: the
+/// list is followed from then.
+pub const BRREG_ENHETER_SEED_AT: &str = "regsync.brreg.enheter.seed.at";
+/// When the bulk download of underenheter was taken, Unix milliseconds.
+pub const BRREG_UNDERENHETER_SEED_AT: &str = "regsync.brreg.underenheter.seed.at";
+/// The Kafka sink's position for enheter: the last `oppdateringsid` published.
+pub const KAFKA_BRREG_ENHETER: &str = "regsync.kafka.brreg.enheter";
+/// The Kafka sink's position for underenheter.
+pub const KAFKA_BRREG_UNDERENHETER: &str = "regsync.kafka.brreg.underenheter";
+
 /// The writer lease (on `writer_lease`): a random token of the process holding it.
 pub const LEASE_HOLDER: &str = "regsync.lease.holder";
 /// The writer lease: the holding process, `host hash << 32 | pid`.
@@ -28,6 +43,12 @@ pub const ALL: &[&str] = &[
     FREG_SEED_BATCHES,
     FREG_SEED_SEQUENCE,
     KAFKA_FREG,
+    BRREG_ENHETER,
+    BRREG_UNDERENHETER,
+    BRREG_ENHETER_SEED_AT,
+    BRREG_UNDERENHETER_SEED_AT,
+    KAFKA_BRREG_ENHETER,
+    KAFKA_BRREG_UNDERENHETER,
     LEASE_HOLDER,
     LEASE_PROCESS,
     LEASE_RENEWED,

@@ -1,39 +1,45 @@
-//! Each register regsync follows, as a typed description: the application ids of its
-//! positions, the tables its feed writes (in commit order) and the Kafka topics it publishes,
-//! each from one table. The worker and the Kafka publisher read these instead of naming a
-//! register's tables or topics.
+//! Each register regsync follows, as a typed description: its feeds (a register may have
+//! several, each with its own sequence of positions), the tables each feed writes (in commit
+//! order) and the Kafka topics each publishes. The worker and the Kafka publisher read these
+//! instead of naming a register's tables or topics.
 
 use std::sync::LazyLock;
 
+use crate::business;
 use crate::cursor;
-use crate::tables::{self, Table};
+use crate::tables::{self, DEAD_LETTER, KAFKA_SINK, Table, WRITER_LEASE};
 use crate::topics::{self, Topic};
 
-/// A Kafka topic a register publishes, and the lake rows that become its messages.
-#[derive(Debug, Clone, Copy)]
+/// A Kafka topic a feed publishes, and the query whose rows become its messages.
+#[derive(Debug, Clone)]
 pub struct Outlet {
     /// The topic.
     pub topic: Topic,
-    /// The table whose rows become messages.
-    pub table: &'static Table,
-    /// The column holding the feed position that wrote each row: a slice of positions is
-    /// published once every table of the register has committed it.
-    pub position_column: &'static str,
-    /// The order of the messages within a slice (SQL `ORDER BY` columns).
-    pub order_by: &'static str,
+    /// The tables the query reads: a slice of positions is published once each has committed
+    /// it.
+    pub reads: Vec<&'static Table>,
+    /// The rows of a slice of positions, in message order: SQL over the tables by name, with
+    /// `{from}` (exclusive) and `{to}` (inclusive) for the slice's bounds.
+    pub select: &'static str,
 }
 
-/// A register regsync follows.
+impl Outlet {
+    /// The query for the positions after `from` up to `to`.
+    pub fn query(&self, from: i64, to: i64) -> String {
+        self.select
+            .replace("{from}", &from.to_string())
+            .replace("{to}", &to.to_string())
+    }
+}
+
+/// One feed of a register: a sequence of positions, the tables it writes and the topics it
+/// publishes.
 #[derive(Debug)]
-pub struct Register {
-    /// Short name, as in pipeline files (`source.register`) and topic names.
+pub struct Feed {
+    /// Short name, in logs and `regsync status` (`feed`, `enheter`).
     pub name: &'static str,
-    /// Application id of the last feed position each table has applied.
-    pub feed: &'static str,
-    /// Application id of the number of bulk-extract batches a table holds (while seeding).
-    pub seed_batches: &'static str,
-    /// Application id of the feed position the bulk extract was taken at.
-    pub seed_position: &'static str,
+    /// Application id of the last position each table has applied.
+    pub position: &'static str,
     /// Application id of the Kafka sink's position (on `kafka_sink`).
     pub kafka: &'static str,
     /// The tables the feed writes, in the order of its commits. The entity's current state
@@ -43,40 +49,127 @@ pub struct Register {
     pub outlets: Vec<Outlet>,
 }
 
+/// A register regsync follows.
+#[derive(Debug)]
+pub struct Register {
+    /// Short name, as in pipeline files (`source.register`) and topic names.
+    pub name: &'static str,
+    /// Its feeds.
+    pub feeds: Vec<Feed>,
+}
+
 impl Register {
     /// The topics it publishes.
     pub fn topics(&self) -> Vec<Topic> {
-        self.outlets.iter().map(|o| o.topic).collect()
+        self.feeds
+            .iter()
+            .flat_map(|f| f.outlets.iter().map(|o| o.topic))
+            .collect()
+    }
+
+    /// Every table its worker opens: those its feeds write, the Kafka sink's and the lease's.
+    pub fn lake_tables(&self) -> Vec<&'static Table> {
+        let mut out: Vec<&'static Table> = Vec::new();
+        let written = self.feeds.iter().flat_map(|f| f.tables.iter().copied());
+        for table in written.chain([&*KAFKA_SINK, &*WRITER_LEASE]) {
+            if !out.iter().any(|t| std::ptr::eq(*t, table)) {
+                out.push(table);
+            }
+        }
+        out
     }
 }
 
-/// The population register (Folkeregisteret).
+/// The population register (Folkeregisteret): one feed (`hendelser`).
 pub static FREG: LazyLock<Register> = LazyLock::new(|| Register {
     name: "freg",
-    feed: cursor::FREG_FEED,
-    seed_batches: cursor::FREG_SEED_BATCHES,
-    seed_position: cursor::FREG_SEED_SEQUENCE,
-    kafka: cursor::KAFKA_FREG,
-    tables: tables::TABLES.to_vec(),
-    outlets: vec![
-        Outlet {
-            topic: topics::FREG_EVENT,
-            table: &tables::PERSON_EVENT,
-            position_column: "sequence",
-            order_by: "sequence",
+    feeds: vec![Feed {
+        name: "feed",
+        position: cursor::FREG_FEED,
+        kafka: cursor::KAFKA_FREG,
+        tables: tables::TABLES.to_vec(),
+        outlets: vec![
+            Outlet {
+                topic: topics::FREG_EVENT,
+                reads: vec![&tables::PERSON_EVENT],
+                select: "SELECT * FROM person_event WHERE sequence > {from} AND sequence <= {to} \
+                         ORDER BY sequence",
+            },
+            Outlet {
+                topic: topics::FREG_PERSON,
+                reads: vec![&tables::PERSON],
+                select: "SELECT * FROM person WHERE last_sequence > {from} AND last_sequence <= {to} \
+                         ORDER BY last_sequence, person_id",
+            },
+        ],
+    }],
+});
+
+/// The business register (Enhetsregisteret): two updates lists, each with its own
+/// `oppdateringsid` sequence.
+pub static BRREG: LazyLock<Register> = LazyLock::new(|| Register {
+    name: "brreg",
+    feeds: vec![
+        Feed {
+            name: "enheter",
+            position: cursor::BRREG_ENHETER,
+            kafka: cursor::KAFKA_BRREG_ENHETER,
+            tables: vec![
+                &business::BUSINESS_UNIT,
+                &business::BUSINESS_UNIT_HISTORY,
+                &business::BUSINESS_UPDATE,
+                &DEAD_LETTER,
+            ],
+            outlets: vec![Outlet {
+                topic: topics::BRREG_ENHET,
+                reads: vec![&business::BUSINESS_UNIT, &business::BUSINESS_UPDATE],
+                select: UNIT_CHANGES_ENHETER,
+            }],
         },
-        Outlet {
-            topic: topics::FREG_PERSON,
-            table: &tables::PERSON,
-            position_column: "last_sequence",
-            order_by: "last_sequence, person_id",
+        Feed {
+            name: "underenheter",
+            position: cursor::BRREG_UNDERENHETER,
+            kafka: cursor::KAFKA_BRREG_UNDERENHETER,
+            tables: vec![
+                &business::BUSINESS_SUBUNIT,
+                &business::BUSINESS_SUBUNIT_HISTORY,
+                &business::BUSINESS_UPDATE,
+                &DEAD_LETTER,
+            ],
+            outlets: vec![Outlet {
+                topic: topics::BRREG_UNDERENHET,
+                reads: vec![&business::BUSINESS_SUBUNIT, &business::BUSINESS_UPDATE],
+                select: UNIT_CHANGES_UNDERENHETER,
+            }],
         },
     ],
 });
 
+/// A unit's messages for a slice of one list's updates: its state, from the update that wrote
+/// the current row (a later update in a later slice publishes it then), or a tombstone from the
+/// update that removed it. `update_id` is the message's position.
+macro_rules! unit_changes {
+    ($current:literal, $kind:literal) => {
+        concat!(
+            "SELECT u.update_id AS update_id, u.organization_number AS key, ",
+            "u.outcome AS outcome, u.occurred_at AS occurred_at, c.* ",
+            "FROM business_update u LEFT JOIN ",
+            $current,
+            " c ON c.organization_number = u.organization_number AND c.last_update_id = u.update_id ",
+            "WHERE u.unit_kind = '",
+            $kind,
+            "' AND u.update_id > {from} AND u.update_id <= {to} ",
+            "AND (c.organization_number IS NOT NULL OR u.outcome = 'removed') ",
+            "ORDER BY u.update_id"
+        )
+    };
+}
+const UNIT_CHANGES_ENHETER: &str = unit_changes!("business_unit", "enheter");
+const UNIT_CHANGES_UNDERENHETER: &str = unit_changes!("business_subunit", "underenheter");
+
 /// Every register regsync follows.
-pub fn all() -> [&'static Register; 1] {
-    [&FREG]
+pub fn all() -> [&'static Register; 2] {
+    [&FREG, &BRREG]
 }
 
 #[cfg(test)]
@@ -84,23 +177,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outlets_read_columns_their_tables_have() {
+    fn outlets_read_tables_their_feed_writes_by_name() {
         for register in all() {
-            for o in &register.outlets {
-                assert!(
-                    o.table.schema.field_with_name(o.position_column).is_ok(),
-                    "{}: {}.{}",
-                    o.topic.name,
-                    o.table.name,
-                    o.position_column
-                );
-                assert!(
-                    register.tables.iter().any(|t| std::ptr::eq(*t, o.table)),
-                    "{} publishes {}, a table its feed does not write",
-                    o.topic.name,
-                    o.table.name
-                );
+            for feed in &register.feeds {
+                for o in &feed.outlets {
+                    let sql = o.query(0, 1);
+                    assert!(!sql.contains('{'), "{sql}");
+                    for table in &o.reads {
+                        assert!(
+                            sql.contains(table.name),
+                            "{} reads {} without naming it",
+                            o.topic.name,
+                            table.name
+                        );
+                        assert!(
+                            feed.tables.iter().any(|t| std::ptr::eq(*t, *table)),
+                            "{} reads {}, a table its feed does not write",
+                            o.topic.name,
+                            table.name
+                        );
+                    }
+                }
             }
         }
+    }
+
+    #[test]
+    fn feeds_have_their_own_positions() {
+        let mut ids: Vec<&str> = all()
+            .iter()
+            .flat_map(|r| r.feeds.iter().flat_map(|f| [f.position, f.kafka]))
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
     }
 }

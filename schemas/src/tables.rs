@@ -206,12 +206,17 @@ pub static WRITER_LEASE: LazyLock<Table> = LazyLock::new(|| {
 pub static TABLES: LazyLock<[&'static Table; 4]> =
     LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
 
-/// Every lake table.
-pub static ALL_TABLES: LazyLock<[&'static Table; 6]> = LazyLock::new(|| {
+/// Every lake table, of every register.
+pub static ALL_TABLES: LazyLock<[&'static Table; 11]> = LazyLock::new(|| {
     [
         &*PERSON,
         &*PERSON_HISTORY,
         &*PERSON_EVENT,
+        &*crate::business::BUSINESS_UNIT,
+        &*crate::business::BUSINESS_UNIT_HISTORY,
+        &*crate::business::BUSINESS_SUBUNIT,
+        &*crate::business::BUSINESS_SUBUNIT_HISTORY,
+        &*crate::business::BUSINESS_UPDATE,
         &*DEAD_LETTER,
         &*KAFKA_SINK,
         &*WRITER_LEASE,

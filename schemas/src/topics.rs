@@ -18,6 +18,8 @@ pub struct Topic {
     pub schema: &'static str,
     /// CloudEvents `ce_type` of its messages.
     pub event_type: &'static str,
+    /// CloudEvents `ce_source` of its messages: the register.
+    pub source: &'static str,
 }
 
 /// Current state of a person, keyed by person id; a tombstone when the person has ceased.
@@ -27,6 +29,7 @@ pub const FREG_PERSON: Topic = Topic {
     compacted: true,
     schema: include_str!("../topics/freg.person.v1.schema.json"),
     event_type: "no.regsync.freg.person.v1",
+    source: FREG_SOURCE,
 };
 
 /// Every feed entry of the population register, in feed order, keyed by person id.
@@ -36,10 +39,36 @@ pub const FREG_EVENT: Topic = Topic {
     compacted: false,
     schema: include_str!("../topics/freg.event.v1.schema.json"),
     event_type: "no.regsync.freg.event.v1",
+    source: FREG_SOURCE,
+};
+
+/// Current state of a business unit (enhet), keyed by organisation number; a tombstone when the
+/// register removed it (`Fjernet`).
+pub const BRREG_ENHET: Topic = Topic {
+    name: "brreg.enhet.v1",
+    partitions: 6,
+    compacted: true,
+    schema: include_str!("../topics/brreg.enhet.v1.schema.json"),
+    event_type: "no.regsync.brreg.enhet.v1",
+    source: BRREG_SOURCE,
+};
+
+/// Current state of a subunit (underenhet), keyed by organisation number; a tombstone when the
+/// register removed it.
+pub const BRREG_UNDERENHET: Topic = Topic {
+    name: "brreg.underenhet.v1",
+    partitions: 6,
+    compacted: true,
+    schema: include_str!("../topics/brreg.underenhet.v1.schema.json"),
+    event_type: "no.regsync.brreg.underenhet.v1",
+    source: BRREG_SOURCE,
 };
 
 /// Every topic regsync writes.
-pub const TOPICS: [Topic; 2] = [FREG_PERSON, FREG_EVENT];
+pub const TOPICS: [Topic; 4] = [FREG_PERSON, FREG_EVENT, BRREG_ENHET, BRREG_UNDERENHET];
 
 /// CloudEvents `ce_source` of population-register messages.
 pub const FREG_SOURCE: &str = "urn:regsync:freg";
+
+/// CloudEvents `ce_source` of business-register messages.
+pub const BRREG_SOURCE: &str = "urn:regsync:brreg";

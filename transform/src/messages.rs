@@ -12,11 +12,12 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use schemas::tables::{ADDRESS_COLUMNS, protection};
-use schemas::topics::{FREG_SOURCE, Topic};
+use schemas::topics::Topic;
 use serde_json::{Map, Value};
 
 use crate::TransformError;
 use crate::freg::document::withholds_address;
+use crate::model::Outcome;
 
 /// One message, ready to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +70,7 @@ fn headers(
     let mut h = vec![
         ("ce_specversion", "1.0".to_owned()),
         ("ce_id", format!("{}:{sequence}:{key}", topic.name)),
-        ("ce_source", FREG_SOURCE.to_owned()),
+        ("ce_source", topic.source.to_owned()),
         ("ce_type", topic.event_type.to_owned()),
         ("ce_subject", key.to_owned()),
         ("ce_sequence", sequence.to_string()),
@@ -133,11 +134,12 @@ pub fn minimise_event(row: &mut Map<String, Value>, include_confidential: bool) 
     }
 }
 
-/// Rows to messages keyed by `person_id`, with the sequence and time columns named; `shape`
-/// edits a row's value and says whether it is a tombstone.
+/// Rows to messages, with the key, sequence and time columns named; `shape` edits a row's
+/// value and says whether it is a tombstone.
 fn to_messages(
     topic: &Topic,
     batch: &RecordBatch,
+    key_column: &str,
     sequence_column: &str,
     time_column: &str,
     shape: impl Fn(&mut Map<String, Value>) -> bool,
@@ -156,9 +158,9 @@ fn to_messages(
             let text = |column: &str| row.get(column).and_then(Value::as_str).map(str::to_owned);
             // A message without its key or with an empty value would be wrong on the topic:
             // keyless, or read as a tombstone. Either is an error, never a message.
-            let key = text("person_id").ok_or_else(|| TransformError::Malformed {
+            let key = text(key_column).ok_or_else(|| TransformError::Malformed {
                 what: "rows for messages",
-                reason: format!("a row at sequence {sequence} has no person_id"),
+                reason: format!("a row at sequence {sequence} has no {key_column}"),
             })?;
             let time = text(time_column);
             let tombstone = shape(&mut row);
@@ -168,7 +170,7 @@ fn to_messages(
                 Some(serde_json::to_vec(&Value::Object(row)).map_err(|e| {
                     TransformError::Malformed {
                         what: "message value",
-                        reason: format!("person {key} at sequence {sequence}: {e}"),
+                        reason: format!("{key} at sequence {sequence}: {e}"),
                     }
                 })?)
             };
@@ -188,11 +190,18 @@ pub fn person_messages(
     batch: &RecordBatch,
     include_confidential: bool,
 ) -> Result<Vec<Message>, TransformError> {
-    to_messages(topic, batch, "last_sequence", "updated_at", |row| {
-        let ceased = row.get("status").and_then(Value::as_str) == Some("opphoert");
-        minimise_person(row, include_confidential);
-        ceased
-    })
+    to_messages(
+        topic,
+        batch,
+        "person_id",
+        "last_sequence",
+        "updated_at",
+        |row| {
+            let ceased = row.get("status").and_then(Value::as_str) == Some("opphoert");
+            minimise_person(row, include_confidential);
+            ceased
+        },
+    )
 }
 
 /// `person_event` rows to event-topic messages.
@@ -201,10 +210,31 @@ pub fn event_messages(
     batch: &RecordBatch,
     include_confidential: bool,
 ) -> Result<Vec<Message>, TransformError> {
-    to_messages(topic, batch, "sequence", "occurred_at", |row| {
-        row.remove("recorded_at");
-        minimise_event(row, include_confidential);
-        false
+    to_messages(
+        topic,
+        batch,
+        "person_id",
+        "sequence",
+        "occurred_at",
+        |row| {
+            row.remove("recorded_at");
+            minimise_event(row, include_confidential);
+            false
+        },
+    )
+}
+
+/// A business unit's changes (an update joined with the unit's current row, see
+/// `schemas::register::BRREG`) to change-topic messages keyed by organisation number: the
+/// unit's state, or a tombstone for a unit the register removed. The register's data is
+/// public: nothing is withheld.
+pub fn unit_messages(topic: &Topic, batch: &RecordBatch) -> Result<Vec<Message>, TransformError> {
+    to_messages(topic, batch, "key", "update_id", "occurred_at", |row| {
+        let removed = row.get("outcome").and_then(Value::as_str) == Some(Outcome::Removed.as_str());
+        for column in ["key", "update_id", "outcome", "occurred_at"] {
+            row.remove(column);
+        }
+        removed
     })
 }
 

@@ -115,6 +115,8 @@ pub enum Outcome {
     Applied,
     /// It went to `dead_letter` with the reason.
     DeadLettered,
+    /// The entity left current state (a business unit the register removed).
+    Removed,
 }
 
 impl Outcome {
@@ -123,6 +125,7 @@ impl Outcome {
         match self {
             Self::Applied => "applied",
             Self::DeadLettered => "dead_lettered",
+            Self::Removed => "removed",
         }
     }
 }

@@ -189,10 +189,22 @@ fn a_batch_writes_each_units_last_state_removes_what_left_and_logs_every_update_
         .collect();
     assert_eq!(outcomes.len(), 7, "every placed update once");
     assert_eq!(outcomes[4], (105, Outcome::DeadLettered));
+    let removals: Vec<i64> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Removed)
+        .map(|(id, _)| *id)
+        .collect();
+    let removing: Vec<i64> = page
+        .updates
+        .iter()
+        .filter(|u| ["910000047", "910000055"].contains(&u.organization_number.as_str()))
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(removals, removing, "the updates that removed a unit say so");
     assert!(
         outcomes
             .iter()
-            .filter(|(id, _)| *id != 105)
+            .filter(|(id, _)| *id != 105 && !removals.contains(id))
             .all(|(_, o)| *o == Outcome::Applied)
     );
     let dead: Vec<&str> = planned

@@ -176,7 +176,7 @@ pub fn plan(
         let outcome = match (&u.change, fetched) {
             (ChangeType::Removed, _) | (_, Some(Fetched::Gone)) => {
                 end(&mut out);
-                Outcome::Applied
+                Outcome::Removed
             }
             (_, Some(Fetched::Document(doc))) => match read(doc, kind, number) {
                 Ok(unit) => {
@@ -217,7 +217,14 @@ pub fn plan(
                 out.dead_letters.push(dead_letter(kind, u, reason));
                 Outcome::DeadLettered
             }
-            None => outcome_of[u.organization_number.as_str()],
+            // The update that decided the unit's state carries what became of it; an earlier
+            // one of the same unit was applied, then overtaken.
+            None => match outcome_of[u.organization_number.as_str()] {
+                Outcome::Removed if last[u.organization_number.as_str()].id != u.id => {
+                    Outcome::Applied
+                }
+                outcome => outcome,
+            },
         };
         out.updates.push(UpdateRow {
             update: u.clone(),
