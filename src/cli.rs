@@ -46,6 +46,46 @@ pub enum SqlFormat {
     Json,
 }
 
+/// Runs one worker per pipeline until each stops; a worker that fails stops only itself.
+/// Returns the first failure.
+async fn run_workers(
+    configs: Vec<ingest::Pipeline>,
+    options: ingest::RunOptions,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let workers: Vec<_> = configs
+        .into_iter()
+        .map(|config| {
+            let name = config.name.clone();
+            // A worker that fails cancels its own token, not the others'.
+            let worker = ingest::run(config, options.clone(), shutdown.child_token());
+            (name, tokio::spawn(worker))
+        })
+        .collect();
+    let mut first: Option<anyhow::Error> = None;
+    for (name, worker) in workers {
+        let result = worker
+            .await
+            .map_err(|e| anyhow::anyhow!("pipeline {name}: the worker task failed: {e}"));
+        match result.and_then(|r| r.map_err(anyhow::Error::from)) {
+            Ok(report) => tracing::info!(
+                pipeline = %name,
+                seeded = report.seeded,
+                events = report.events,
+                dead_letters = report.dead_letters,
+                position = report.position,
+                published = report.published,
+                "stopped"
+            ),
+            Err(e) => {
+                tracing::error!(pipeline = %name, error = %e, "pipeline stopped with an error");
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 /// Output formats of `regsync tail`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TailFormat {
@@ -141,10 +181,13 @@ pub enum Command {
         )]
         extract_ids: ExtractIds,
     },
-    /// Run a pipeline: seed an empty lake, then follow the register's feed.
+    /// Run pipelines: seed an empty lake, then follow each register's feeds. Several pipeline
+    /// files run side by side in one process, one worker per register; one that fails does not
+    /// stop the others (the exit code is the first failure's).
     Run {
-        /// The pipeline file (TOML).
-        pipeline: PathBuf,
+        /// The pipeline files (TOML), e.g. pipelines/freg.toml pipelines/brreg.toml.
+        #[arg(required = true, num_args = 1..)]
+        pipeline: Vec<PathBuf>,
         /// Lake URL or path (overrides the pipeline's).
         #[arg(long, env = "REGSYNC_LAKE")]
         lake: Option<String>,
@@ -375,30 +418,21 @@ pub async fn execute(cli: Cli) -> Result<()> {
             metrics_listen,
             healthy_lag,
         } => {
-            let config = ingest::Pipeline::load(&pipeline)?;
+            // Every file is read before anything starts: a bad one stops the start.
+            let configs = pipeline
+                .iter()
+                .map(|p| ingest::Pipeline::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
             let shutdown = shutdown_on_signals();
             if let Some(listen) = metrics_listen {
                 crate::serve_metrics::serve(&listen, healthy_lag, shutdown.clone()).await?;
             }
-            let report = ingest::run(
-                config,
-                ingest::RunOptions {
-                    lake,
-                    until_caught_up,
-                    kafka,
-                },
-                shutdown,
-            )
-            .await?;
-            tracing::info!(
-                seeded = report.seeded,
-                events = report.events,
-                dead_letters = report.dead_letters,
-                position = report.position,
-                published = report.published,
-                "stopped"
-            );
-            Ok(())
+            let options = ingest::RunOptions {
+                lake,
+                until_caught_up,
+                kafka,
+            };
+            run_workers(configs, options, shutdown).await
         }
         Command::Sql {
             lake,

@@ -98,7 +98,7 @@ pub async fn follow(
                 continue;
             }
             () = tokio::time::sleep_until(maintain_at), if !every.is_zero() => {
-                maintain_between_commits(lake, pipeline).await?;
+                maintain_between_commits(lake, pipeline, &schemas::register::FREG).await?;
                 maintain_at = tokio::time::Instant::now() + every;
                 continue;
             }
@@ -147,7 +147,11 @@ pub async fn follow(
 
 /// Maintains the lake, then reads it again. A failed maintenance is logged and tried again at
 /// the next scheduled time: it never stops the sync.
-async fn maintain_between_commits(lake: &mut Lake, pipeline: &Pipeline) -> Result<(), IngestError> {
+pub(crate) async fn maintain_between_commits(
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    register: &schemas::register::Register,
+) -> Result<(), IngestError> {
     let url = lake.url().clone();
     match crate::maintain::maintain(&url, &pipeline.maintenance).await {
         Ok(tables) => {
@@ -163,7 +167,7 @@ async fn maintain_between_commits(lake: &mut Lake, pipeline: &Pipeline) -> Resul
             warn!(error = %e, "lake maintenance failed; trying again at the next scheduled time")
         }
     }
-    *lake = Lake::open_tables(&url, &schemas::register::FREG.lake_tables()).await?;
+    *lake = Lake::open_tables(&url, &register.lake_tables()).await?;
     Ok(())
 }
 

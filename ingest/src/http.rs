@@ -97,6 +97,11 @@ impl Http {
         })
     }
 
+    /// The HTTP client, for a request the retry policy does not fit (a streamed download).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The URL of a path under the base.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -1,7 +1,8 @@
-//! One writer per lake: the worker holds a lease, recorded in the `writer_lease` table's log and
-//! renewed while it runs.
+//! One writer per register and lake: the worker holds a lease, recorded in the `writer_lease`
+//! table's log under its register's application ids and renewed while it runs. The workers of
+//! different registers share a lake (their tables are their own; the shared ones take appends).
 //!
-//! A second `regsync run` against the same lake finds the lease renewed less than [`TTL`] ago
+//! A second `regsync run` of the same register against the same lake finds the lease renewed less than [`TTL`] ago
 //! and stops at once with [`IngestError::LakeHeld`] (exit code 3), before it writes anything or
 //! publishes a message. A lease whose holder is gone is taken over: at once when the holder was
 //! a process on this host that no longer runs (a crash, SIGKILL), otherwise once it has not been
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use schemas::cursor::{LEASE_HOLDER, LEASE_PROCESS, LEASE_RENEWED};
+use schemas::register::Register;
 use schemas::tables::WRITER_LEASE;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,37 @@ pub struct Lease {
     lost: Arc<Mutex<Option<IngestError>>>,
     stop: CancellationToken,
     done: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+/// A register's lease ids: holder token, process, renewal time.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    holder: &'static str,
+    process: &'static str,
+    renewed: &'static str,
+}
+
+impl Ids {
+    fn of(register: &str) -> Result<Self, IngestError> {
+        let [holder, process, renewed] =
+            schemas::cursor::lease_ids(register).ok_or_else(|| IngestError::Config {
+                path: "source.register".into(),
+                reason: format!("{register:?} has no writer lease ids"),
+            })?;
+        Ok(Self {
+            holder,
+            process,
+            renewed,
+        })
+    }
+
+    fn now(&self, token: i64) -> [(&'static str, i64); 3] {
+        [
+            (self.holder, token),
+            (self.process, this_process()),
+            (self.renewed, now_ms()),
+        ]
+    }
 }
 
 fn now_ms() -> i64 {
@@ -84,26 +116,31 @@ fn running_here(pid: i64) -> bool {
 const MARGIN: Duration = Duration::from_secs(5);
 
 /// The lease as the lake records it: holder token, process, renewal time.
-async fn read_lease(lake: &Lake) -> Result<(Option<i64>, i64, i64), IngestError> {
-    let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
+async fn read_lease(lake: &Lake, ids: Ids) -> Result<(Option<i64>, i64, i64), IngestError> {
+    let holder = lake.position(&WRITER_LEASE, ids.holder).await?;
     let process = lake
-        .position(&WRITER_LEASE, LEASE_PROCESS)
+        .position(&WRITER_LEASE, ids.process)
         .await?
         .unwrap_or(0);
     let renewed = lake
-        .position(&WRITER_LEASE, LEASE_RENEWED)
+        .position(&WRITER_LEASE, ids.renewed)
         .await?
         .unwrap_or(0);
     Ok((holder, process, renewed))
 }
 
 /// Whether the lease's renewal time changes from `seen` within `window`.
-async fn renewed_within(lake: &mut Lake, seen: i64, window: Duration) -> Result<bool, IngestError> {
+async fn renewed_within(
+    lake: &mut Lake,
+    ids: Ids,
+    seen: i64,
+    window: Duration,
+) -> Result<bool, IngestError> {
     let until = tokio::time::Instant::now() + window;
     while tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_secs(2)).await;
         lake.refresh_table(&WRITER_LEASE).await?;
-        let (_, _, renewed) = read_lease(lake).await?;
+        let (_, _, renewed) = read_lease(lake, ids).await?;
         if renewed != seen {
             return Ok(renewed != 0);
         }
@@ -111,7 +148,8 @@ async fn renewed_within(lake: &mut Lake, seen: i64, window: Duration) -> Result<
     Ok(false)
 }
 
-/// Who holds the lake's lease now, if anyone does (renewed less than [`TTL`] ago).
+/// Who holds a lease of the lake now (a worker of any register), if anyone does (renewed less
+/// than [`TTL`] ago).
 pub async fn holder(url: &Url) -> Result<Option<String>, IngestError> {
     let table = crate::lake::table_url(url, &WRITER_LEASE);
     let delta = match deltalake::open_table(table).await {
@@ -140,34 +178,44 @@ pub async fn holder(url: &Url) -> Result<Option<String>, IngestError> {
         let store = delta.log_store();
         async move { state.transaction_version(store.as_ref(), app).await }
     };
-    let renewed = read(LEASE_RENEWED).await.map_err(err)?.unwrap_or(0);
-    let process = read(LEASE_PROCESS).await.map_err(err)?.unwrap_or(0);
-    let age = now_ms() - renewed;
-    if renewed == 0 || age > i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX) {
-        return Ok(None);
+    for register in schemas::register::all() {
+        let ids = Ids::of(register.name)?;
+        let renewed = read(ids.renewed).await.map_err(err)?.unwrap_or(0);
+        let process = read(ids.process).await.map_err(err)?.unwrap_or(0);
+        let age = now_ms() - renewed;
+        if renewed == 0 || age > i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX) {
+            continue;
+        }
+        let (host, pid) = (process >> 32, process & 0xffff_ffff);
+        if host == host_hash() && !running_here(pid) {
+            continue;
+        }
+        return Ok(Some(format!(
+            "the {} worker, process {pid} on {} (lease renewed {} s ago)",
+            register.name,
+            if host == host_hash() {
+                "this host"
+            } else {
+                "another host"
+            },
+            age / 1000
+        )));
     }
-    let (host, pid) = (process >> 32, process & 0xffff_ffff);
-    if host == host_hash() && !running_here(pid) {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "process {pid} on {} (lease renewed {} s ago)",
-        if host == host_hash() {
-            "this host"
-        } else {
-            "another host"
-        },
-        age / 1000
-    )))
+    Ok(None)
 }
 
 impl Lease {
     /// Takes the lease of the lake, or says who holds it. The lease is renewed in the
     /// background until [`Lease::release`]; if it is lost, `shutdown` is cancelled and
     /// [`Lease::lost`] says why.
-    pub async fn acquire(url: &Url, shutdown: &CancellationToken) -> Result<Self, IngestError> {
+    pub async fn acquire(
+        url: &Url,
+        register: &'static Register,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, IngestError> {
+        let ids = Ids::of(register.name)?;
         let mut lake = Lake::open_tables(url, &[&WRITER_LEASE]).await?;
-        let (holder, process, renewed) = read_lease(&lake).await?;
+        let (holder, process, renewed) = read_lease(&lake, ids).await?;
         let age = Duration::from_millis(u64::try_from(now_ms() - renewed).unwrap_or(0));
         if holder.is_some_and(|h| h != 0) && renewed > 0 && age < TTL + MARGIN {
             let (host, pid) = (process >> 32, process & 0xffff_ffff);
@@ -181,17 +229,19 @@ impl Lease {
                     pid,
                     "the lake's lease is held elsewhere: watching whether it is renewed"
                 );
-                !renewed_within(&mut lake, renewed, TTL + MARGIN).await?
+                !renewed_within(&mut lake, ids, renewed, TTL + MARGIN).await?
             };
             if !gone {
-                let position = lake
-                    .position(&schemas::tables::PERSON, schemas::cursor::FREG_FEED)
-                    .await?
-                    .unwrap_or(0);
+                let feed = &register.feeds[0];
+                let table = feed.tables[0];
+                let position = match Lake::open_tables(url, &[table]).await {
+                    Ok(tables) => tables.position(table, feed.position).await?.unwrap_or(0),
+                    Err(_) => 0,
+                };
                 return Err(IngestError::LakeHeld {
-                    table: schemas::tables::PERSON.name,
+                    table: table.name,
                     url: url.to_string(),
-                    app: schemas::cursor::FREG_FEED.to_owned(),
+                    app: feed.position.to_owned(),
                     ours: position,
                     theirs: Some(position),
                     reason: format!(
@@ -203,15 +253,7 @@ impl Lease {
             info!(pid, "taking over the lease of a worker that no longer runs");
         }
         let token = i64::from(rand::random::<u32>()) << 16 | 1;
-        lake.mark(
-            &WRITER_LEASE,
-            &[
-                (LEASE_HOLDER, token),
-                (LEASE_PROCESS, this_process()),
-                (LEASE_RENEWED, now_ms()),
-            ],
-        )
-        .await?;
+        lake.mark(&WRITER_LEASE, &ids.now(token)).await?;
         let lease = Self {
             held: Arc::new(AtomicBool::new(true)),
             renewed_at: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
@@ -219,7 +261,14 @@ impl Lease {
             stop: CancellationToken::new(),
             done: Arc::default(),
         };
-        let task = tokio::spawn(renew(lake, token, lease.clone(), shutdown.clone()));
+        let task = tokio::spawn(renew(
+            lake,
+            ids,
+            register,
+            token,
+            lease.clone(),
+            shutdown.clone(),
+        ));
         *lease.done.lock().await = Some(task);
         Ok(lease)
     }
@@ -253,7 +302,14 @@ impl Lease {
 }
 
 /// Renews the lease until released (then releases it) or lost (then stops the worker).
-async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationToken) {
+async fn renew(
+    mut lake: Lake,
+    ids: Ids,
+    register: &'static Register,
+    token: i64,
+    lease: Lease,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(RENEW_EVERY) => {}
@@ -261,26 +317,18 @@ async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationT
         }
         let result = async {
             lake.refresh_table(&WRITER_LEASE).await?;
-            let holder = lake.position(&WRITER_LEASE, LEASE_HOLDER).await?;
+            let holder = lake.position(&WRITER_LEASE, ids.holder).await?;
             if holder != Some(token) {
                 return Err(IngestError::LakeHeld {
-                    table: schemas::tables::PERSON.name,
+                    table: register.feeds[0].tables[0].name,
                     url: lake.url().to_string(),
-                    app: schemas::cursor::FREG_FEED.to_owned(),
+                    app: register.feeds[0].position.to_owned(),
                     ours: 0,
                     theirs: None,
                     reason: "another process took over this worker's lease (was it paused for longer than the lease lasts?)".into(),
                 });
             }
-            lake.mark(
-                &WRITER_LEASE,
-                &[
-                    (LEASE_HOLDER, token),
-                    (LEASE_PROCESS, this_process()),
-                    (LEASE_RENEWED, now_ms()),
-                ],
-            )
-            .await
+            lake.mark(&WRITER_LEASE, &ids.now(token)).await
         }
         .await;
         match result {
@@ -307,9 +355,9 @@ async fn renew(mut lake: Lake, token: i64, lease: Lease, shutdown: CancellationT
             .mark(
                 &WRITER_LEASE,
                 &[
-                    (LEASE_HOLDER, token),
-                    (LEASE_PROCESS, this_process()),
-                    (LEASE_RENEWED, 0),
+                    (ids.holder, token),
+                    (ids.process, this_process()),
+                    (ids.renewed, 0),
                 ],
             )
             .await

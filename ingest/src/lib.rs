@@ -12,6 +12,8 @@
 //! - [`worker`]: a run: the seed if the lake is empty, then following the feed, beside the
 //!   Kafka publisher.
 //! - [`freg`]: the population register behind [`register::Source`]: client, seed, feed, re-seed.
+//! - [`brreg`]: the business register behind [`register::Source`]: two updates lists, the
+//!   bulk download.
 //! - [`seed`]: seeding from the bulk extract, resumable per batch and per table.
 //! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
 //!   commits.
@@ -25,6 +27,7 @@
 //! - [`error`]: [`IngestError`] and its kind.
 
 pub mod apply;
+pub mod brreg;
 pub mod client;
 pub mod commit;
 pub mod config;

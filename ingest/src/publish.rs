@@ -224,9 +224,15 @@ async fn publish_feed(
     if from >= upto {
         return Ok(false);
     }
-    let to = upto.min(from + config.slice_sequences);
     let started = Instant::now();
     let ctx = lake.session(&f.tables).await?;
+    // The slice starts at the first position there is (none up to `upto`: an empty slice
+    // moves the sink's position there).
+    let next = first_position(&ctx, feed, from).await?;
+    let to = match next {
+        Some(n) if n <= upto => upto.min((n - 1).max(from) + config.slice_sequences),
+        _ => upto,
+    };
     let mut counts = Vec::with_capacity(f.outbound.len());
     for o in &mut f.outbound {
         let outlet = &o.outlet;
@@ -285,6 +291,31 @@ async fn publish_feed(
         "kafka slice published"
     );
     Ok(true)
+}
+
+/// The first position after `from` that the feed's outlets publish.
+async fn first_position(
+    ctx: &deltalake::datafusion::prelude::SessionContext,
+    feed: &Feed,
+    from: i64,
+) -> Result<Option<i64>, IngestError> {
+    let batches = ctx
+        .sql(&schemas::register::bounded(feed.next_position, from, from))
+        .await
+        .map_err(read_error)?
+        .collect()
+        .await
+        .map_err(read_error)?;
+    let column = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64))
+        .transpose()
+        .map_err(read_error)?;
+    Ok(column.and_then(|c| {
+        let c = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&c);
+        (!arrow::array::Array::is_null(c, 0)).then(|| c.value(0))
+    }))
 }
 
 /// The `kafka_sink` rows of a published slice: one per topic.

@@ -54,6 +54,7 @@ pub trait Connected: Send + Sync {
 pub fn by_name(name: &str) -> Option<&'static dyn Source> {
     match name {
         "freg" => Some(&crate::freg::Freg),
+        "brreg" => Some(&crate::brreg::Brreg),
         _ => None,
     }
 }

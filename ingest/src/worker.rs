@@ -73,8 +73,9 @@ pub async fn run(
         // Settings are checked before anything is opened: a bad one stops the start.
         let connected = source.connect(&pipeline)?;
         let lake = Lake::open_tables(&url, &source.register().lake_tables()).await?;
-        // One writer per lake: a second worker stops here, before it writes or publishes.
-        let lease = Lease::acquire(&url, &shutdown).await?;
+        // One writer per register and lake: a second worker stops here, before it writes or
+        // publishes.
+        let lease = Lease::acquire(&url, source.register(), &shutdown).await?;
         let result = run_with_lease(
             source,
             connected.as_ref(),

@@ -79,6 +79,7 @@ pub async fn session(location: &str) -> Result<SessionContext, QueryError> {
             location: location.to_owned(),
         });
     }
+    crate::views::register(&ctx).await?;
     Ok(ctx)
 }
 

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`context`]: a DataFusion session with every lake table registered.
 //! - [`sql`]: run SQL, print as a table, CSV or JSON.
+//! - [`views`]: views across registers (residents and businesses per address, summaries).
 //! - [`cohort`]: the citizen list by kommune, birth dates, status and date, as CSV, XLSX or Parquet.
 //! - [`error`]: the crate's error type, [`QueryError`].
 
@@ -13,6 +14,7 @@ pub mod cohort;
 pub mod context;
 pub mod error;
 pub mod sql;
+pub mod views;
 
 pub use cohort::{Cohort, Format as CohortFormat};
 pub use error::QueryError;

@@ -37,6 +37,24 @@ pub const LEASE_PROCESS: &str = "regsync.lease.process";
 /// The writer lease: when it was last renewed, Unix milliseconds (0: released).
 pub const LEASE_RENEWED: &str = "regsync.lease.renewed";
 
+/// The business register's writer lease (on `writer_lease`): holder, process, renewal time.
+pub const BRREG_LEASE_HOLDER: &str = "regsync.lease.brreg.holder";
+/// See [`BRREG_LEASE_HOLDER`].
+pub const BRREG_LEASE_PROCESS: &str = "regsync.lease.brreg.process";
+/// See [`BRREG_LEASE_HOLDER`].
+pub const BRREG_LEASE_RENEWED: &str = "regsync.lease.brreg.renewed";
+
+/// The application ids of a register's writer lease: one worker per register and lake, so
+/// the registers' workers share a lake. The population register keeps the ids of the lakes
+/// written before there were others.
+pub fn lease_ids(register: &str) -> Option<[&'static str; 3]> {
+    match register {
+        "freg" => Some([LEASE_HOLDER, LEASE_PROCESS, LEASE_RENEWED]),
+        "brreg" => Some([BRREG_LEASE_HOLDER, BRREG_LEASE_PROCESS, BRREG_LEASE_RENEWED]),
+        _ => None,
+    }
+}
+
 /// Every application transaction id a table may record, for `regsync status`.
 pub const ALL: &[&str] = &[
     FREG_FEED,
@@ -52,4 +70,7 @@ pub const ALL: &[&str] = &[
     LEASE_HOLDER,
     LEASE_PROCESS,
     LEASE_RENEWED,
+    BRREG_LEASE_HOLDER,
+    BRREG_LEASE_PROCESS,
+    BRREG_LEASE_RENEWED,
 ];

@@ -26,10 +26,14 @@ pub struct Outlet {
 impl Outlet {
     /// The query for the positions after `from` up to `to`.
     pub fn query(&self, from: i64, to: i64) -> String {
-        self.select
-            .replace("{from}", &from.to_string())
-            .replace("{to}", &to.to_string())
+        bounded(self.select, from, to)
     }
+}
+
+/// A query with its `{from}` and `{to}` filled in.
+pub fn bounded(sql: &str, from: i64, to: i64) -> String {
+    sql.replace("{from}", &from.to_string())
+        .replace("{to}", &to.to_string())
 }
 
 /// One feed of a register: a sequence of positions, the tables it writes and the topics it
@@ -47,6 +51,10 @@ pub struct Feed {
     pub tables: Vec<&'static Table>,
     /// The topics it publishes.
     pub outlets: Vec<Outlet>,
+    /// The first position after `{from}` that any outlet publishes (SQL over the outlets'
+    /// tables, one row, one column; null: none), so that slices start where positions are
+    /// (a list's ids may start in the millions).
+    pub next_position: &'static str,
 }
 
 /// A register regsync follows.
@@ -102,6 +110,7 @@ pub static FREG: LazyLock<Register> = LazyLock::new(|| Register {
                          ORDER BY last_sequence, person_id",
             },
         ],
+        next_position: "SELECT min(sequence) FROM person_event WHERE sequence > {from}",
     }],
 });
 
@@ -125,6 +134,8 @@ pub static BRREG: LazyLock<Register> = LazyLock::new(|| Register {
                 reads: vec![&business::BUSINESS_UNIT, &business::BUSINESS_UPDATE],
                 select: UNIT_CHANGES_ENHETER,
             }],
+            next_position: "SELECT min(update_id) FROM business_update \
+                            WHERE unit_kind = 'enhet' AND update_id > {from}",
         },
         Feed {
             name: "underenheter",
@@ -141,6 +152,8 @@ pub static BRREG: LazyLock<Register> = LazyLock::new(|| Register {
                 reads: vec![&business::BUSINESS_SUBUNIT, &business::BUSINESS_UPDATE],
                 select: UNIT_CHANGES_UNDERENHETER,
             }],
+            next_position: "SELECT min(update_id) FROM business_update \
+                            WHERE unit_kind = 'underenhet' AND update_id > {from}",
         },
     ],
 });
@@ -164,8 +177,8 @@ macro_rules! unit_changes {
         )
     };
 }
-const UNIT_CHANGES_ENHETER: &str = unit_changes!("business_unit", "enheter");
-const UNIT_CHANGES_UNDERENHETER: &str = unit_changes!("business_subunit", "underenheter");
+const UNIT_CHANGES_ENHETER: &str = unit_changes!("business_unit", "enhet");
+const UNIT_CHANGES_UNDERENHETER: &str = unit_changes!("business_subunit", "underenhet");
 
 /// Every register regsync follows.
 pub fn all() -> [&'static Register; 2] {
@@ -198,6 +211,24 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn each_feed_finds_its_next_position_in_a_table_its_outlets_read() {
+        for register in all() {
+            for feed in &register.feeds {
+                let sql = bounded(feed.next_position, 0, 0);
+                assert!(!sql.contains('{'), "{sql}");
+                assert!(
+                    feed.outlets
+                        .iter()
+                        .flat_map(|o| o.reads.iter())
+                        .any(|t| sql.contains(t.name)),
+                    "{}: {sql}",
+                    feed.name
+                );
             }
         }
     }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::kommuner;
 use crate::person::Residence;
@@ -48,6 +48,16 @@ pub enum List {
     Enheter,
     /// `underenheter`.
     Underenheter,
+}
+
+impl List {
+    /// The register's path segment of the list (`enheter`, `underenheter`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Enheter => "enheter",
+            Self::Underenheter => "underenheter",
+        }
+    }
 }
 
 /// A unit as the simulator knows it.
@@ -297,65 +307,151 @@ impl Units {
     }
 }
 
-/// A unit's document, as the register renders it.
+/// A unit's document, as the register renders it: its `Enhet` or `Underenhet` shape, or once
+/// deleted the fewer attributes of its `SlettetEnhet` or `SlettetUnderenhet` shape (the
+/// register answers a deleted unit with 200 and name, form and `slettedato`). `base` is the
+/// API's URL, for the links.
 pub fn document(unit: &Unit, base: &str) -> Value {
-    let (path, address_key) = match unit.list {
-        List::Enheter => ("enheter", "forretningsadresse"),
-        List::Underenheter => ("underenheter", "beliggenhetsadresse"),
-    };
-    let a = &unit.address;
+    match unit.deleted {
+        Some(deleted) => deleted_document(unit, deleted, base),
+        None => current_document(unit, base),
+    }
+}
+
+/// The 410 answer for a unit removed from the open data (`GoneEnhet`, `GoneUnderenhet`): its
+/// number and `slettedato`, its deletion date if it has one, else `today`.
+pub fn gone(unit: &Unit, base: &str, today: NaiveDate) -> Value {
+    json!({
+        "organisasjonsnummer": unit.number,
+        "slettedato": day(unit.deleted.unwrap_or(today)),
+        "_links": {"self": {"href": self_href(unit, base)}}
+    })
+}
+
+/// A date as the register writes it (`yyyy-MM-dd`).
+fn day(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// The unit's own link.
+fn self_href(unit: &Unit, base: &str) -> String {
+    format!("{base}/{}/{}", unit.list.path(), unit.number)
+}
+
+/// `organisasjonsform`: code, description and link.
+fn form(unit: &Unit, base: &str) -> Value {
+    let description = FORMS.iter().find(|(c, _)| *c == unit.form).map_or(
+        "Underenhet til næringsdrivende og offentlig forvaltning",
+        |(_, d)| d,
+    );
+    json!({
+        "kode": unit.form,
+        "beskrivelse": description,
+        "_links": {"self": {"href": format!("{base}/organisasjonsformer/{}", unit.form)}}
+    })
+}
+
+/// The unit's street address (`forretningsadresse` or `beliggenhetsadresse`).
+fn address(a: &Residence) -> Value {
     let line = match (&a.street, a.letter) {
         (Some(s), Some(l)) => format!("{s} {}{l}", a.number),
         (Some(s), None) => format!("{s} {}", a.number),
         (None, _) => format!("Gnr {}", a.number),
     };
     let kommune = kommuner::index_of(&a.kommune).map_or("", |i| kommuner::KOMMUNER[i].name);
-    let (code, description) = INDUSTRIES[unit.industry];
-    let form = FORMS.iter().find(|(c, _)| *c == unit.form).map_or(
-        "Underenhet til næringsdrivende og offentlig forvaltning",
-        |(_, d)| d,
-    );
-    let mut doc = json!({
+    json!({
+        "land": "Norge", "landkode": "NO", "postnummer": a.postcode, "poststed": a.place,
+        "adresse": [line], "kommune": kommune.to_uppercase(), "kommunenummer": a.kommune
+    })
+}
+
+/// `SlettetEnhet` / `SlettetUnderenhet`. Both say `"respons_klasse": "SlettetEnhet"`: the
+/// spec's `SlettetUnderenhet` allows only that value, and its discriminator maps it so.
+fn deleted_document(unit: &Unit, deleted: NaiveDate, base: &str) -> Value {
+    json!({
+        "respons_klasse": "SlettetEnhet",
         "organisasjonsnummer": unit.number,
         "navn": unit.name,
-        "organisasjonsform": {
-            "kode": unit.form, "beskrivelse": form,
-            "_links": {"self": {"href": format!("{base}/organisasjonsformer/{}", unit.form)}}
-        },
-        "registreringsdatoEnhetsregisteret": unit.registered.format("%Y-%m-%d").to_string(),
+        "organisasjonsform": form(unit, base),
+        "slettedato": day(deleted),
+        "_links": {"self": {"href": self_href(unit, base)}}
+    })
+}
+
+/// The members of an object built with `json!` (none for anything else).
+fn members(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    }
+}
+
+/// A unit not deleted, as `Enhet` or `Underenhet`: the attributes both have, then those of its
+/// kind.
+fn current_document(unit: &Unit, base: &str) -> Value {
+    let (code, description) = INDUSTRIES[unit.industry];
+    let address_key = match unit.list {
+        List::Enheter => "forretningsadresse",
+        List::Underenheter => "beliggenhetsadresse",
+    };
+    let mut links = json!({"self": {"href": self_href(unit, base)}});
+    if let Some(parent) = &unit.parent {
+        links["overordnetEnhet"] = json!({"href": format!("{base}/enheter/{parent}")});
+    }
+    let mut doc = members(json!({
+        "organisasjonsnummer": unit.number,
+        "navn": unit.name,
+        "organisasjonsform": form(unit, base),
+        "registreringsdatoEnhetsregisteret": day(unit.registered),
         "registrertIMvaregisteret": unit.employees.is_some_and(|e| e > 2),
         "naeringskode1": {"beskrivelse": description, "kode": code},
         "harRegistrertAntallAnsatte": unit.employees.is_some(),
-        address_key: {
-            "land": "Norge", "landkode": "NO", "postnummer": a.postcode, "poststed": a.place,
-            "adresse": [line], "kommune": kommune.to_uppercase(), "kommunenummer": a.kommune
-        },
-        "_links": {"self": {"href": format!("{base}/{path}/{}", unit.number)}}
-    });
-    let o = doc.as_object_mut().expect("a JSON object");
+        address_key: address(&unit.address),
+        "_links": links
+    }));
     if let Some(e) = unit.employees {
-        o.insert("antallAnsatte".into(), json!(e));
-    }
-    if unit.list == List::Enheter {
-        o.insert("konkurs".into(), json!(unit.bankrupt));
-        o.insert("underAvvikling".into(), json!(unit.deleted.is_some()));
-        o.insert(
-            "stiftelsesdato".into(),
-            json!(unit.registered.format("%Y-%m-%d").to_string()),
-        );
-    } else {
-        o.insert(
-            "oppstartsdato".into(),
-            json!(unit.registered.format("%Y-%m-%d").to_string()),
-        );
+        doc.insert("antallAnsatte".into(), json!(e));
     }
     if let Some(parent) = &unit.parent {
-        o.insert("overordnetEnhet".into(), json!(parent));
+        doc.insert("overordnetEnhet".into(), json!(parent));
     }
-    if let Some(d) = unit.deleted {
-        o.insert("slettedato".into(), json!(d.format("%Y-%m-%d").to_string()));
-    }
-    doc
+    doc.extend(match unit.list {
+        List::Enheter => enhet_attributes(unit),
+        List::Underenheter => underenhet_attributes(unit),
+    });
+    Value::Object(doc)
+}
+
+/// What only an `Enhet` has: every attribute the spec requires of it, with the values of an
+/// ordinary unit (no endorsements, not being wound up, registered where its form must be).
+fn enhet_attributes(unit: &Unit) -> Map<String, Value> {
+    // Companies are in the Register of Business Enterprises; a sole proprietorship must be
+    // from more than five employees.
+    let in_business_register = match unit.form {
+        "AS" | "DA" | "SA" => true,
+        "ENK" => unit.employees.is_some_and(|e| e > 5),
+        _ => false,
+    };
+    members(json!({
+        "respons_klasse": "Enhet",
+        "maalform": "Bokmål",
+        "stiftelsesdato": day(unit.registered),
+        "konkurs": unit.bankrupt,
+        "underAvvikling": false,
+        "underTvangsavviklingEllerTvangsopplosning": false,
+        "registrertIForetaksregisteret": in_business_register,
+        "registrertIStiftelsesregisteret": unit.form == "STI",
+        "registrertIFrivillighetsregisteret": false,
+        "paategninger": []
+    }))
+}
+
+/// What only an `Underenhet` has.
+fn underenhet_attributes(unit: &Unit) -> Map<String, Value> {
+    members(json!({
+        "respons_klasse": "Underenhet",
+        "oppstartsdato": day(unit.registered)
+    }))
 }
 
 #[cfg(test)]
@@ -396,6 +492,68 @@ mod tests {
                     .windows(2)
                     .all(|w| w[1].id == w[0].id + 1 && w[1].at >= w[0].at)
             );
+        }
+    }
+
+    fn keys(doc: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = doc
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn a_deleted_unit_has_the_fewer_attributes_and_a_removed_one_only_its_number_and_date() {
+        let world = World::new(200, 3);
+        let now = Utc::now();
+        let units = Units::new(10, 3, &world, now);
+        let base = "https://data.brreg.no/enhetsregisteret/api";
+        for list in [List::Enheter, List::Underenheter] {
+            let mut unit = units
+                .units
+                .iter()
+                .find(|u| u.list == list)
+                .cloned()
+                .expect("a unit of each list");
+            let current = document(&unit, base);
+            assert!(current.get("slettedato").is_none(), "{current}");
+            let expected = if list == List::Enheter {
+                "Enhet"
+            } else {
+                "Underenhet"
+            };
+            assert_eq!(current["respons_klasse"], expected);
+            assert!(current["beliggenhetsadresse"].is_object() || list == List::Enheter);
+            assert!(current["forretningsadresse"].is_object() || list == List::Underenheter);
+
+            let deleted = NaiveDate::from_ymd_opt(2024, 3, 9).expect("a date");
+            unit.deleted = Some(deleted);
+            let doc = document(&unit, base);
+            assert_eq!(
+                keys(&doc),
+                [
+                    "_links",
+                    "navn",
+                    "organisasjonsform",
+                    "organisasjonsnummer",
+                    "respons_klasse",
+                    "slettedato"
+                ]
+            );
+            assert_eq!(doc["respons_klasse"], "SlettetEnhet");
+            assert_eq!(doc["slettedato"], "2024-03-09");
+
+            let today = NaiveDate::from_ymd_opt(2025, 1, 2).expect("a date");
+            assert_eq!(gone(&unit, base, today)["slettedato"], "2024-03-09");
+            unit.deleted = None;
+            let answer = gone(&unit, base, today);
+            assert_eq!(
+                keys(&answer),
+                ["_links", "organisasjonsnummer", "slettedato"]
+            );
+            assert_eq!(answer["slettedato"], "2025-01-02");
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Fault injection: the ways a register answer goes wrong that a client must survive, each at
 //! the configured rate and drawn from one seeded generator.
 //!
-//! Transport faults ([`middleware`]) can hit any request under the register's paths: 429 with
-//! `Retry-After`, 500, 503, a slow answer, a body cut off halfway. Answer faults are drawn by the
-//! handlers, each at the same rate again:
+//! Transport faults ([`middleware`], [`brreg_middleware`]) can hit any request under the
+//! registers' paths: 429 with `Retry-After`, 500, 503 (each in the error body of the register
+//! asked: the population register's, or the business register's `InternalServerError`), a slow
+//! answer, a body cut off halfway. Answer faults are drawn by the handlers, each at the same
+//! rate again:
 //! - a 200 whose body is valid JSON but not the answer ([`Faults::maintenance`]), as a service
 //!   under maintenance can send, on bulk lookups, extract batches and the feed;
 //! - a feed page that repeats one entry ([`Faults::repeat`]);
@@ -26,6 +28,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use crate::brreg_http;
 use crate::server::{Shared, error};
 
 /// What a service under maintenance answers, with status 200, instead of the answer.
@@ -100,25 +103,64 @@ impl Faults {
     }
 }
 
+/// Whose error bodies a transport fault answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Register {
+    /// The population register: `kode`/`melding` and `feilkode`/`feilmelding`/`httpStatus`.
+    Population,
+    /// The business register: its spec's `InternalServerError`.
+    Business,
+}
+
+/// The transport faults on the population register's routes, answered in its error bodies.
+pub async fn middleware(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    transport(&s, Register::Population, req, next).await
+}
+
+/// The transport faults on the business register's routes (under
+/// [`crate::brreg_http::BRREG_BASE`]), answered in its error bodies.
+pub async fn brreg_middleware(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    transport(&s, Register::Business, req, next).await
+}
+
+/// A failed answer of `register` to a request for `path`: `status` with the register's error
+/// body (`code` is the population register's error code).
+fn failure(
+    register: Register,
+    path: &str,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    match register {
+        Register::Population => error(status, code, message),
+        Register::Business => brreg_http::problem(status, path, message),
+    }
+}
+
 /// The transport faults: 429 with `Retry-After`, 500, 503, a 1.5 s delay, or a body cut off
 /// halfway, on a share of requests.
-pub async fn middleware(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn transport(s: &Shared, register: Register, req: Request, next: Next) -> Response {
     let Some(kind) = s.faults.draw(|rng| rng.random_range(0..5u8)) else {
         return next.run(req).await;
     };
+    let path = req.uri().path().to_owned();
+    let fail = |status: StatusCode, code: &str, message: &str| {
+        failure(register, &path, status, code, message)
+    };
     match kind {
         0 => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "FREG-429", "for mange kall");
+            let mut r = fail(StatusCode::TOO_MANY_REQUESTS, "FREG-429", "for mange kall");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        1 => error(
+        1 => fail(
             StatusCode::INTERNAL_SERVER_ERROR,
             "FREG-500",
             "intern feil (simulert)",
         ),
-        2 => error(
+        2 => fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "FREG-503",
             "utilgjengelig (simulert)",

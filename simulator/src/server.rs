@@ -119,7 +119,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         ));
     let brreg = crate::brreg_http::routes().layer(middleware::from_fn_with_state(
         shared.clone(),
-        faults::middleware,
+        faults::brreg_middleware,
     ));
     Router::new()
         .nest(BASE, api)

@@ -1,6 +1,7 @@
 //! The business register over HTTP: both updates lists page through every id once and in
 //! order, every unit they name is served in the register's shapes (valid organisation numbers,
-//! documents that normalise) or, once removed, answered 410 and left out of batch lookups.
+//! documents that normalise); once deleted it is left out of batch lookups and answered alone
+//! with its `slettedato`, once removed answered 410 and left out of batch lookups.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,7 +68,7 @@ async fn both_lists_give_every_update_once_and_every_unit_in_the_registers_shape
         }
         assert!(seen > 50, "{list}: {seen} updates");
         assert!(last.values().any(|c| *c == ChangeType::Removed) || list == "underenheter");
-        // Every unit named is served, or answered 410 once removed.
+        // Every unit named is served, or left to be read alone once deleted or removed.
         let numbers: Vec<&String> = last.keys().collect();
         let mut served = 0;
         for chunk in numbers.chunks(100) {
@@ -85,10 +86,12 @@ async fn both_lists_give_every_update_once_and_every_unit_in_the_registers_shape
                 .unwrap();
             for doc in page["_embedded"][list].as_array().into_iter().flatten() {
                 let unit = normalise(doc, kind).unwrap();
-                assert_ne!(
-                    last[&unit.organization_number],
-                    ChangeType::Removed,
-                    "a removed unit is not served"
+                assert!(
+                    !matches!(
+                        last[&unit.organization_number],
+                        ChangeType::Removed | ChangeType::Deleted
+                    ),
+                    "a removed or deleted unit is not served"
                 );
                 assert!(unit.municipality_number.is_some(), "{doc}");
                 if kind == UnitKind::Underenhet {
@@ -101,7 +104,26 @@ async fn both_lists_give_every_update_once_and_every_unit_in_the_registers_shape
             .iter()
             .filter(|n| last[**n] == ChangeType::Removed)
             .collect();
-        assert_eq!(served + removed.len(), numbers.len(), "{list}");
+        let deleted: Vec<&&String> = numbers
+            .iter()
+            .filter(|n| last[**n] == ChangeType::Deleted)
+            .collect();
+        assert_eq!(
+            served + removed.len() + deleted.len(),
+            numbers.len(),
+            "{list}"
+        );
+        if let Some(number) = deleted.first() {
+            let response = http
+                .get(format!("{base}/{list}/{number}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let doc: serde_json::Value = response.json().await.unwrap();
+            let unit = normalise(&doc, kind).unwrap();
+            assert!(unit.deleted_date.is_some(), "{doc}");
+        }
         if let Some(gone) = removed.first() {
             let status = http
                 .get(format!("{base}/{list}/{gone}"))

@@ -33,10 +33,11 @@ pub fn tail(broker: &Broker, topic: &str) -> Vec<Value> {
 }
 
 pub fn validator(topic: &str) -> jsonschema::Validator {
-    let text = match topic {
-        "freg.person.v1" => schemas::topics::FREG_PERSON.schema,
-        _ => schemas::topics::FREG_EVENT.schema,
-    };
+    let text = schemas::topics::TOPICS
+        .iter()
+        .find(|t| t.name == topic)
+        .expect("a topic regsync writes")
+        .schema;
     jsonschema::validator_for(&serde_json::from_str(text).unwrap()).unwrap()
 }
 

@@ -26,6 +26,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_regsync");
 
 /// A plain HTTP/1.1 GET over a TCP socket: status and body (`None`: no answer).
 pub fn http_get(host: &str, path: &str) -> Option<(u16, String)> {
+    let (status, body) = http_get_bytes(host, path)?;
+    Some((status, String::from_utf8(body).ok()?))
+}
+
+/// [`http_get`] with the body as bytes.
+pub fn http_get_bytes(host: &str, path: &str) -> Option<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream
@@ -47,7 +53,7 @@ pub fn http_get(host: &str, path: &str) -> Option<(u16, String)> {
     } else {
         body.to_vec()
     };
-    Some((status, String::from_utf8(body).ok()?))
+    Some((status, body))
 }
 
 thread_local! {
@@ -126,6 +132,14 @@ impl Simulator {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("simulator did not start on {listen}");
+    }
+
+    /// A GET of the simulator's bytes; `None` unless it answers 200.
+    pub fn get_bytes(&self, path: &str) -> Option<Vec<u8>> {
+        match http_get_bytes(self.url.trim_start_matches("http://"), path)? {
+            (200, body) => Some(body),
+            _ => None,
+        }
     }
 
     /// A GET of the simulator; `None` unless it answers 200.

@@ -4,10 +4,12 @@
 //! - [`updates`]: a page of an updates list (`oppdateringer/enheter`, `.../underenheter`).
 //! - [`plan`]: a batch of updates and their documents to the changes of the list's tables.
 //! - [`rows`]: units to Arrow batches of the business tables.
+//! - [`seed`]: a chunk of the bulk download to rows, resumable.
 //! - [`unit`]: an `Enhet` or `Underenhet` document to a [`BusinessUnit`](unit::BusinessUnit).
 
 pub mod plan;
 pub mod rows;
+pub mod seed;
 pub mod unit;
 pub mod updates;
 

@@ -13,10 +13,9 @@
 //! Every update after the position gets exactly one `business_update` row; a second, different
 //! update with the same id is dead-lettered.
 //!
-//! Not settled yet: whether the register answers a deleted unit's document with 410 and a body
-//! holding only `slettedato`. Such an answer must not be passed as [`Fetched::Document`] (its
-//! other fields would be taken as emptied) nor as [`Fetched::Gone`] (a `Sletting` keeps the
-//! unit): the client will need to set `deleted_date` alone.
+//! The register answers a deleted unit (`Sletting`) with 200 and fewer attributes (its
+//! `SlettetEnhet` shape: name, form, `slettedato`), which becomes the unit's state as it is; a
+//! unit removed from the open data answers 410 (`GoneEnhet`), which is [`Fetched::Gone`].
 
 use std::collections::HashMap;
 

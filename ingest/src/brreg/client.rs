@@ -1,0 +1,244 @@
+//! The business register's open API (Enhetsregisteret, no authentication): the two updates
+//! lists, units by organisation number, and the gzipped bulk download, over [`Http`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode, header};
+use serde_json::Value;
+use transform::brreg::plan::Fetched;
+use transform::brreg::{UnitKind, UpdatesPage, read_updates};
+
+use crate::IngestError;
+use crate::config::Source;
+use crate::http::{Http, redact};
+
+pub(crate) const SOURCE: &str = "brreg";
+
+/// The API's path when the pipeline does not give one.
+pub const DEFAULT_API_PATH: &str = "/enhetsregisteret/api";
+
+/// The bulk file's media type: a gzipped JSON array of every unit.
+const GZIP_JSON: &str = "application/vnd.brreg.enhetsregisteret.enhet.v2+gzip;charset=UTF-8";
+
+/// Organisation numbers per request for units by list (`?organisasjonsnummer=a,b,...`).
+pub const UNITS_PER_REQUEST: usize = 100;
+
+/// Where an updates list is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// After this `oppdateringsid`.
+    After(i64),
+    /// From this time (`dato`): the first read after a seed.
+    Since(DateTime<Utc>),
+}
+
+/// The register client.
+#[derive(Debug, Clone)]
+pub struct BrregClient {
+    http: Http,
+    download_timeout: std::time::Duration,
+}
+
+/// A bulk download as it arrives: its time and the gzipped body's chunks.
+pub struct Download {
+    /// `Last-Modified`, when the register says when the file was built.
+    pub built: Option<DateTime<Utc>>,
+    /// The body, gzipped, chunk by chunk.
+    pub body: futures::stream::BoxStream<'static, Result<bytes::Bytes, IngestError>>,
+}
+
+impl BrregClient {
+    /// A client for the source's base URL and API path.
+    pub fn new(source: &Source) -> Result<Self, IngestError> {
+        let path = source.api_path.as_deref().unwrap_or(DEFAULT_API_PATH);
+        Ok(Self {
+            http: Http::new(SOURCE, source, path)?,
+            download_timeout: source.request_timeout * 120,
+        })
+    }
+
+    /// The API's base URL as it may be shown.
+    pub fn shown(&self) -> String {
+        self.http.shown("")
+    }
+
+    /// A page of an updates list, in id order.
+    pub async fn updates(
+        &self,
+        kind: UnitKind,
+        from: From,
+        size: usize,
+    ) -> Result<UpdatesPage, IngestError> {
+        let at = match from {
+            From::After(id) => format!("oppdateringsid={}", id + 1),
+            From::Since(t) => format!("dato={}", t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        };
+        let path = format!(
+            "/oppdateringer/{}?{at}&size={size}&page=0&sort=id,ASC",
+            kind.path()
+        );
+        let url = self.http.shown(&path);
+        self.http
+            .call(Method::GET, &path, None, None, |_, _, b| {
+                read_updates(b, kind).map_err(|e| self.http.unreadable(url.clone(), e.to_string()))
+            })
+            .await
+    }
+
+    /// The current documents of units, by organisation number: every number asked for is
+    /// answered, as a document or as gone (410 or 404).
+    pub async fn units(
+        &self,
+        kind: UnitKind,
+        numbers: &[String],
+    ) -> Result<HashMap<String, Fetched>, IngestError> {
+        let mut out = HashMap::with_capacity(numbers.len());
+        for chunk in numbers.chunks(UNITS_PER_REQUEST) {
+            let path = format!(
+                "/{}?organisasjonsnummer={}&size={}",
+                kind.path(),
+                chunk.join(","),
+                chunk.len()
+            );
+            let url = self.http.shown(&path);
+            let list = kind.path();
+            let found: Vec<Value> = self
+                .http
+                .call(Method::GET, &path, None, None, |_, _, b| {
+                    units_page(b, list).map_err(|reason| self.http.unreadable(url.clone(), reason))
+                })
+                .await?;
+            for doc in found {
+                if let Some(n) = doc.get("organisasjonsnummer").and_then(Value::as_str)
+                    && chunk.iter().any(|c| c == n)
+                {
+                    out.insert(n.to_owned(), Fetched::Document(doc));
+                }
+            }
+            // The search leaves out units it does not serve: asked one by one, they are
+            // gone (410) or unknown (404).
+            let missing: Vec<&String> = chunk.iter().filter(|n| !out.contains_key(*n)).collect();
+            for number in missing {
+                let fetched = self.unit(kind, number).await?;
+                out.insert(number.clone(), fetched);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One unit's current document, or gone (410, 404).
+    pub async fn unit(&self, kind: UnitKind, number: &str) -> Result<Fetched, IngestError> {
+        let path = format!("/{}/{number}", kind.path());
+        let url = self.http.shown(&path);
+        let result = self
+            .http
+            .call(Method::GET, &path, None, None, |_, _, b| {
+                serde_json::from_slice::<Value>(b)
+                    .map_err(|e| self.http.unreadable(url.clone(), e.to_string()))
+            })
+            .await;
+        match result {
+            Ok(doc) => Ok(Fetched::Document(doc)),
+            Err(IngestError::Request {
+                status: Some(404 | 410),
+                ..
+            }) => Ok(Fetched::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the bulk download of a list (`/enheter/lastned`), gzipped, as it arrives.
+    pub async fn download(&self, kind: UnitKind) -> Result<Download, IngestError> {
+        let path = format!("/{}/lastned", kind.path());
+        let (url, shown) = (self.http.url(&path), self.http.shown(&path));
+        let fail = |status: Option<u16>, reason: String| IngestError::Request {
+            source_name: SOURCE,
+            method: "GET",
+            url: redact(&shown),
+            status,
+            reason,
+        };
+        let response = self
+            .http
+            .client()
+            .get(&url)
+            .header(header::ACCEPT, GZIP_JSON)
+            .timeout(self.download_timeout)
+            .send()
+            .await
+            .map_err(|e| fail(None, e.without_url().to_string()))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(300).collect();
+            return Err(fail(
+                Some(status.as_u16()),
+                format!("HTTP {status}: {text}"),
+            ));
+        }
+        let built = response
+            .headers()
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let body = futures::stream::try_unfold(response, move |mut response| {
+            let shown = shown.clone();
+            async move {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => Ok(Some((chunk, response))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(IngestError::Response {
+                        source_name: SOURCE,
+                        url: redact(&shown),
+                        reason: format!("the download broke off: {}", e.without_url()),
+                    }),
+                }
+            }
+        })
+        .boxed();
+        Ok(Download { built, body })
+    }
+}
+
+/// The units of a search answer (`_embedded.<list>`); none when it has no `_embedded`.
+fn units_page(body: &[u8], list: &str) -> Result<Vec<Value>, String> {
+    let page: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let Some(object) = page.as_object() else {
+        return Err("not a JSON object".into());
+    };
+    match object.get("_embedded") {
+        None if object.contains_key("page") || object.contains_key("_links") => Ok(Vec::new()),
+        None => Err(format!(
+            "neither _embedded nor page in the answer (keys: {})",
+            object.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        Some(embedded) => match embedded.get(list) {
+            Some(Value::Array(units)) => Ok(units.clone()),
+            _ => Err(format!("_embedded has no array {list}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_answer_without_units_is_empty_and_an_error_object_is_an_error() {
+        assert_eq!(
+            units_page(br#"{"page": {"totalElements": 0}}"#, "enheter"),
+            Ok(vec![])
+        );
+        assert!(units_page(br#"{"status": 500, "error": "x"}"#, "enheter").is_err());
+        assert!(units_page(br#"{"_embedded": {"underenheter": []}}"#, "enheter").is_err());
+        let one = units_page(
+            br#"{"_embedded": {"enheter": [{"organisasjonsnummer": "910000012"}]}}"#,
+            "enheter",
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1);
+    }
+}

@@ -1,0 +1,232 @@
+//! Seeding a list's tables from the register's bulk download, streamed: each chunk of units is
+//! one commit per table. A seed that stopped goes on from a new download, leaving the units the
+//! tables hold already (see [`transform::brreg::seed`]); the list is then followed from the
+//! earliest download's time.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::StreamExt;
+use schemas::register::Feed;
+use schemas::tables::{DEAD_LETTER, Table};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use transform::brreg::UnitKind;
+use transform::brreg::plan::list_tables;
+use transform::brreg::seed::{Seeded, number_key, seed_plan};
+
+use crate::IngestError;
+use crate::apply::commit;
+use crate::brreg::client::BrregClient;
+use crate::brreg::download;
+use crate::config::Pipeline;
+use crate::error::ErrorKind;
+use crate::lake::Lake;
+use crate::worker::Report;
+
+/// How old a download without `Last-Modified` may be: the register builds the file nightly.
+const UNDATED_DOWNLOAD_AGE: Duration = Duration::hours(26);
+
+/// Followed from this long before the download was built, for clocks that differ.
+const CLOCK_MARGIN: Duration = Duration::minutes(2);
+
+/// The application id recording when a list's seed download was taken.
+pub fn seed_at_app(kind: UnitKind) -> &'static str {
+    match kind {
+        UnitKind::Enhet => schemas::cursor::BRREG_ENHETER_SEED_AT,
+        UnitKind::Underenhet => schemas::cursor::BRREG_UNDERENHETER_SEED_AT,
+    }
+}
+
+/// The time a list is followed from after its seed (none: not seeded from a download).
+pub async fn seeded_at(lake: &Lake, kind: UnitKind) -> Result<Option<DateTime<Utc>>, IngestError> {
+    let [current, history, ..] = list_tables(kind);
+    let mut earliest: Option<i64> = None;
+    for table in [current, history] {
+        if let Some(ms) = lake.position(table, seed_at_app(kind)).await? {
+            earliest = Some(earliest.map_or(ms, |e| e.min(ms)));
+        }
+    }
+    Ok(earliest.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
+}
+
+/// The organisation numbers a table holds.
+async fn numbers(lake: &Lake, table: &'static Table) -> Result<HashSet<u32>, IngestError> {
+    let ctx = lake.session(&[table]).await?;
+    let read = |e: deltalake::datafusion::error::DataFusionError| {
+        IngestError::LakeRead(format!("{}: {e}", table.name))
+    };
+    let mut stream = ctx
+        .sql(&format!("SELECT organization_number FROM {}", table.name))
+        .await
+        .map_err(read)?
+        .execute_stream()
+        .await
+        .map_err(read)?;
+    let mut out = HashSet::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(read)?;
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| IngestError::LakeRead(e.to_string()))?;
+        let column = arrow::array::AsArray::as_string::<i32>(&column);
+        out.extend(column.iter().flatten().filter_map(number_key));
+    }
+    Ok(out)
+}
+
+/// Seeds a list's tables, unless its feed has a position already. Returns whether the list is
+/// seeded (not when `shutdown` came first).
+pub async fn seed_list(
+    client: &BrregClient,
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    feed: &Feed,
+    kind: UnitKind,
+    shutdown: &CancellationToken,
+    report: &mut Report,
+) -> Result<bool, IngestError> {
+    let [current, history, ..] = list_tables(kind);
+    if lake.position(current, feed.position).await?.is_some() {
+        return Ok(true);
+    }
+    let started = Instant::now();
+    let earlier = seeded_at(lake, kind).await?;
+    let mut seeded = Seeded {
+        current: numbers(lake, current).await?,
+        history: numbers(lake, history).await?,
+        taken: HashSet::new(),
+    };
+    if earlier.is_some() {
+        info!(
+            list = kind.path(),
+            units = seeded.current.len(),
+            "going on with a seed that stopped: units the tables hold are left as they are"
+        );
+    }
+    let mut failures = 0;
+    let at = loop {
+        seeded.taken.clear();
+        match download_into(
+            client,
+            lake,
+            pipeline,
+            kind,
+            earlier,
+            &mut seeded,
+            shutdown,
+            report,
+        )
+        .await
+        {
+            Ok(Some(at)) => break at,
+            Ok(None) => return Ok(false),
+            // A download that broke off is taken again: what was committed stays.
+            Err(e)
+                if e.kind() == ErrorKind::Retryable
+                    && !matches!(e, IngestError::Lake { .. })
+                    && failures + 1 < pipeline.source.max_tries =>
+            {
+                failures += 1;
+                let pause = crate::error::pause_after(failures as u32);
+                warn!(list = kind.path(), error = %e, failures, "the bulk download failed; downloading again");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown.cancelled() => return Ok(false),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // Seeded: every table of the list takes position 0 (read from the download's time),
+    // the current state last, as its position is what says the seed is complete.
+    let txns = [
+        (feed.position, 0),
+        (seed_at_app(kind), at.timestamp_millis()),
+    ];
+    let Some((first, rest)) = feed.tables.split_first() else {
+        return Ok(true);
+    };
+    for table in rest.iter().chain([first]) {
+        if lake.position(table, feed.position).await?.is_none() {
+            lake.mark(table, &txns).await?;
+        }
+    }
+    info!(
+        list = kind.path(),
+        units = seeded.taken.len(),
+        seconds = started.elapsed().as_secs(),
+        follow_from = %at,
+        "seeded from the bulk download"
+    );
+    Ok(true)
+}
+
+/// One download into the tables; the time the list is to be followed from, or `None` when
+/// `shutdown` came first.
+#[allow(clippy::too_many_arguments)]
+async fn download_into(
+    client: &BrregClient,
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    kind: UnitKind,
+    earlier: Option<DateTime<Utc>>,
+    seeded: &mut Seeded,
+    shutdown: &CancellationToken,
+    report: &mut Report,
+) -> Result<Option<DateTime<Utc>>, IngestError> {
+    let [current, history, ..] = list_tables(kind);
+    let requested = Utc::now();
+    let download = client.download(kind).await?;
+    let built = download.built.unwrap_or(requested - UNDATED_DOWNLOAD_AGE);
+    let at = earlier.map_or(built - CLOCK_MARGIN, |e| e.min(built - CLOCK_MARGIN));
+    let chunk = pipeline.worker.seed_batch_persons;
+    let mut units = download::units(
+        download,
+        chunk,
+        format!("{} /{}/lastned", client.shown(), kind.path()),
+    );
+    let txns = [(seed_at_app(kind), at.timestamp_millis())];
+    let mut read = 0u64;
+    loop {
+        let next = tokio::select! {
+            next = units.recv() => next,
+            () = shutdown.cancelled() => return Ok(None),
+        };
+        let Some(docs) = next else { break };
+        let docs = docs?;
+        let plan = seed_plan(kind, &docs, read, seeded, at);
+        read += docs.len() as u64;
+        // History first: a unit in current state always has its version.
+        commit(
+            lake,
+            &plan,
+            &[history, current, &DEAD_LETTER],
+            &txns,
+            Utc::now(),
+        )
+        .await?;
+        seeded.current.extend(
+            plan.current
+                .iter()
+                .filter_map(|(u, _)| number_key(&u.organization_number)),
+        );
+        seeded.history.extend(
+            plan.versions
+                .iter()
+                .filter_map(|v| number_key(&v.unit.organization_number)),
+        );
+        report.seeded += plan.current.len() as u64;
+        report.dead_letters += plan.dead_letters.len() as u64;
+        crate::metrics::register("brreg").seeded(plan.current.len() as u64, 0);
+        info!(
+            list = kind.path(),
+            units = read,
+            written = plan.current.len(),
+            skipped = plan.skipped,
+            dead_letters = plan.dead_letters.len(),
+            "bulk download chunk committed"
+        );
+    }
+    Ok(Some(at))
+}
