@@ -47,18 +47,60 @@ pub enum SqlFormat {
 }
 
 /// Runs one worker per pipeline until each stops; a worker that fails stops only itself.
-/// Returns the first failure.
+/// With several pipelines, a worker that fails in a way that may pass (a register or store
+/// down for longer than its retries) starts again after a pause, as a supervisor would
+/// restart a process: the others are not held back. Returns the first failure.
 async fn run_workers(
     configs: Vec<ingest::Pipeline>,
     options: ingest::RunOptions,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<()> {
+    // Two workers of one register on one lake would take each other's lease.
+    let mut seen = std::collections::HashSet::new();
+    for c in &configs {
+        let lake = options.lake.clone().unwrap_or_else(|| c.lake.url.clone());
+        if !seen.insert((c.source.register.clone(), lake.clone())) {
+            anyhow::bail!(
+                "two pipelines follow register {} into the lake {lake}: one worker per register and lake",
+                c.source.register
+            );
+        }
+    }
+    let restart = configs.len() > 1;
     let workers: Vec<_> = configs
         .into_iter()
         .map(|config| {
             let name = config.name.clone();
-            // A worker that fails cancels its own token, not the others'.
-            let worker = ingest::run(config, options.clone(), shutdown.child_token());
+            let (options, shutdown) = (options.clone(), shutdown.clone());
+            let worker = async move {
+                let mut failures = 0u32;
+                loop {
+                    // A worker that fails cancels its own token, not the others'.
+                    match ingest::run(config.clone(), options.clone(), shutdown.child_token()).await
+                    {
+                        Err(e)
+                            if restart
+                                && e.kind() == ingest::error::ErrorKind::Retryable
+                                && !shutdown.is_cancelled() =>
+                        {
+                            failures += 1;
+                            let pause = ingest::error::pause_after(failures)
+                                .max(std::time::Duration::from_secs(5));
+                            tracing::error!(
+                                pipeline = %config.name,
+                                error = %e,
+                                restart_in_s = pause.as_secs(),
+                                "pipeline stopped with an error that may pass; starting it again"
+                            );
+                            tokio::select! {
+                                () = tokio::time::sleep(pause) => {}
+                                () = shutdown.cancelled() => return Err(e),
+                            }
+                        }
+                        other => return other,
+                    }
+                }
+            };
             (name, tokio::spawn(worker))
         })
         .collect();

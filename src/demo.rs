@@ -1,11 +1,21 @@
-//! The embedded default: a simulated register in this process, the shipped pipeline into a local
-//! lake, a citizen list printed. Needs no external service.
+//! The embedded default: the simulated registers in this process, the shipped pipelines of the
+//! population and business registers into one local lake, a citizen list and an answer across
+//! the registers printed. Needs no external service.
 
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-/// The shipped pipeline file, with the simulator's address substituted in.
-const PIPELINE: &str = include_str!("../pipelines/freg.toml");
+/// The shipped pipeline files, with the simulator's address substituted in.
+const PIPELINES: [(&str, &str); 2] = [
+    (
+        "pipelines/freg.toml",
+        include_str!("../pipelines/freg.toml"),
+    ),
+    (
+        "pipelines/brreg.toml",
+        include_str!("../pipelines/brreg.toml"),
+    ),
+];
 
 /// Runs the demo into `lake` with `persons` synthetic persons.
 pub async fn run(lake: &str, persons: u32) -> Result<()> {
@@ -20,27 +30,39 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
     };
     let sim = simulator::start(config, "127.0.0.1:0", stop.clone()).await?;
     let url = sim.url();
-    let pipeline = ingest::Pipeline::parse(PIPELINE, |k| match k {
-        "REGSYNC_FREG_URL" => Some(url.clone()),
-        _ => None,
-    })
-    .map_err(|e| anyhow::anyhow!("pipelines/freg.toml: {e}"))?;
-    // Let the register produce a few seconds of changes to follow after the seed.
+    let pipelines = PIPELINES
+        .iter()
+        .map(|(name, text)| {
+            ingest::Pipeline::parse(text, |k| match k {
+                "REGSYNC_FREG_URL" | "REGSYNC_BRREG_URL" => Some(url.clone()),
+                _ => None,
+            })
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Let the registers produce a few seconds of changes to follow after the seed.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let options = ingest::RunOptions {
         lake: Some(lake.to_owned()),
         until_caught_up: true,
         kafka: None,
     };
-    let first = ingest::run(pipeline.clone(), options.clone(), CancellationToken::new()).await?;
+    let both = |options: &ingest::RunOptions| {
+        let runs = pipelines
+            .iter()
+            .map(|p| ingest::run(p.clone(), options.clone(), CancellationToken::new()));
+        run_all(runs.collect())
+    };
+    let first = both(&options).await?;
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let second = ingest::run(pipeline, options, CancellationToken::new()).await?;
+    let second = both(&options).await?;
     stop.cancel();
     println!(
-        "Synced {} persons and {} register changes into {lake} (feed position {}).\n",
-        first.seeded,
-        first.events + second.events,
-        second.position
+        "Synced {} persons and {} register changes, {} business units and {} of their updates into {lake}.\n",
+        first[0].seeded,
+        first[0].events + second[0].events,
+        first[1].seeded,
+        first[1].events + second[1].events,
     );
     let ctx = query::context::session(lake).await?;
     let batches = query::sql::query(&ctx, "SELECT municipality_number, count(*) AS residents FROM person WHERE status = 'bosatt' AND municipality_number IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5").await?;
@@ -81,10 +103,30 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
         query::sql::Format::Table,
         &mut std::io::stdout().lock(),
     )?;
+    let summary = query::sql::query(
+        &ctx,
+        &format!(
+            "SELECT address_key, residents, units, unit_names FROM address_summary \
+             WHERE municipality_number = '{kommune}' AND residents > 0 AND units > 0 \
+             ORDER BY units DESC, residents DESC, address_key LIMIT 5"
+        ),
+    )
+    .await?;
+    println!(
+        "\nAcross the registers: addresses in {kommune} where people live and businesses are registered:"
+    );
+    query::sql::write(
+        &summary,
+        query::sql::Format::Table,
+        &mut std::io::stdout().lock(),
+    )?;
     println!("\nExplore further:");
     println!("  regsync sql --lake {lake} \"SELECT status, count(*) FROM person GROUP BY status\"");
     println!(
         "  regsync sql --lake {lake} \"SELECT event_type, count(*) FROM person_event GROUP BY 1 ORDER BY 2 DESC\""
+    );
+    println!(
+        "  regsync sql --lake {lake} \"SELECT * FROM municipality_businesses WHERE municipality_number = '{kommune}' ORDER BY units DESC LIMIT 10\""
     );
     println!(
         "  regsync cohort --lake {lake} --municipality {kommune} --born-from 2019-01-01 --born-to 2019-12-31 --status bosatt --format xlsx --output vaksine-2019.xlsx"
@@ -93,4 +135,19 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
         "  regsync cohort --lake {lake} --municipality {kommune} --born-from 2019-01-01 --born-to 2019-12-31 --as-of 2024-06-01"
     );
     Ok(())
+}
+
+/// Runs the pipelines' workers side by side and waits for all: their reports in order, or the
+/// first failure.
+async fn run_all(
+    runs: Vec<
+        impl std::future::Future<Output = Result<ingest::Report, ingest::IngestError>> + Send + 'static,
+    >,
+) -> Result<Vec<ingest::Report>> {
+    let handles: Vec<_> = runs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await??);
+    }
+    Ok(out)
 }

@@ -34,13 +34,13 @@ pub async fn status(location: &str, pipeline: Option<&Path>, out: &mut impl Writ
     writeln!(out, "lake {url}")?;
     writeln!(
         out,
-        "{:<15} {:>8} {:>10} {:>7} {:>10}  {:<20}  positions",
+        "{:<24} {:>8} {:>10} {:>7} {:>10}  {:<20}  positions",
         "table", "version", "rows", "files", "size", "last commit (UTC)"
     )?;
     for t in &tables {
         writeln!(
             out,
-            "{:<15} {:>8} {:>10} {:>7} {:>10}  {:<20}  {}",
+            "{:<24} {:>8} {:>10} {:>7} {:>10}  {:<20}  {}",
             t.table,
             t.version,
             t.rows,
@@ -52,38 +52,57 @@ pub async fn status(location: &str, pipeline: Option<&Path>, out: &mut impl Writ
             positions(t)
         )?;
     }
-    let position = tables
-        .iter()
-        .filter(|t| schemas::tables::TABLES.iter().any(|f| f.name == t.table))
-        .map(|t| {
-            t.positions
-                .iter()
-                .find(|(app, _)| *app == schemas::cursor::FREG_FEED)
-                .map(|(_, v)| *v)
-                .unwrap_or(0)
-        })
-        .min()
-        .unwrap_or(0);
     let last_commit = tables.iter().filter_map(|t| t.last_commit).max();
     let age = last_commit
         .map(|c| format!("{} s ago", (Utc::now() - c).num_seconds().max(0)))
         .unwrap_or_else(|| "never".into());
-    match pipeline {
-        Some(path) => {
-            let config = ingest::Pipeline::load(path)?;
-            let client = ingest::client::FregClient::new(&config.source)?;
-            let head = client.head().await?;
-            writeln!(
-                out,
-                "register {}: head {head}, lake at {position}, lag {} sequence numbers; last commit {age}",
-                config.source.register,
-                (head - position).max(0)
-            )?;
+    let config = pipeline.map(ingest::Pipeline::load).transpose()?;
+    for register in schemas::register::all() {
+        for feed in &register.feeds {
+            // The feed's position: the lowest of its tables' (none: the lake does not follow it).
+            let Some(position) = feed
+                .tables
+                .iter()
+                .map(|f| {
+                    tables.iter().find(|t| t.table == f.name).map(|t| {
+                        t.positions
+                            .iter()
+                            .find(|(app, _)| *app == feed.position)
+                            .map_or(0, |(_, v)| *v)
+                    })
+                })
+                .collect::<Option<Vec<i64>>>()
+                .and_then(|p| p.into_iter().min())
+            else {
+                continue;
+            };
+            let head = match &config {
+                Some(c) if c.source.register == register.name && register.name == "freg" => {
+                    Some(ingest::client::FregClient::new(&c.source)?.head().await?)
+                }
+                _ => None,
+            };
+            match head {
+                Some(head) => writeln!(
+                    out,
+                    "register {} {}: head {head}, lake at {position}, lag {} sequence numbers; last commit {age}",
+                    register.name,
+                    feed.name,
+                    (head - position).max(0)
+                )?,
+                None => writeln!(
+                    out,
+                    "register {} {}: lake at {position}; last commit {age}{}",
+                    register.name,
+                    feed.name,
+                    if register.name == "freg" {
+                        " (give --pipeline FILE for the register's head and the lag)"
+                    } else {
+                        ""
+                    }
+                )?,
+            }
         }
-        None => writeln!(
-            out,
-            "register freg: lake at {position}; last commit {age} (give --pipeline FILE for the register's head and the lag)"
-        )?,
     }
     Ok(())
 }

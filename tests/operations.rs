@@ -190,7 +190,7 @@ fn a_missing_lake_and_an_unknown_table_are_one_clear_line() {
     assert!(!out.status.success());
     assert_eq!(
         stderr.trim(),
-        "error: no table `nosuch`; tables: dead_letter, kafka_sink, person, person_event, person_history, writer_lease"
+        "error: no table `nosuch`; tables: address_residents, dead_letter, households, kafka_sink, municipality_population, person, person_event, person_history, writer_lease"
     );
     let out = regsync(&["sql", "--lake", lake.to_str().unwrap(), "SELEC 1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

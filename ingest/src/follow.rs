@@ -153,7 +153,10 @@ pub(crate) async fn maintain_between_commits(
     register: &schemas::register::Register,
 ) -> Result<(), IngestError> {
     let url = lake.url().clone();
-    match crate::maintain::maintain(&url, &pipeline.maintenance).await {
+    // Its own register's tables (and the shared ones): another register's worker maintains
+    // its own.
+    let tables = register.lake_tables();
+    match crate::maintain::maintain_tables(&url, &pipeline.maintenance, &tables).await {
         Ok(tables) => {
             let removed: u64 = tables.iter().map(|t| t.files_removed).sum();
             let vacuumed: usize = tables.iter().map(|t| t.files_vacuumed).sum();

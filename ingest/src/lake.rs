@@ -91,15 +91,30 @@ impl Lake {
                     .as_ref()
                     .try_into_kernel()
                     .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
-                delta = delta
+                let created = delta
                     .create()
                     .with_table_name(table.name)
                     .with_comment(table.description)
                     .with_columns(schema.fields().cloned())
                     .with_partition_columns(table.partition_columns.iter().copied())
-                    .await
-                    .map_err(&err)?;
-                info!(table = table.name, url = %location, "created lake table");
+                    .await;
+                delta = match created {
+                    Ok(created) => {
+                        info!(table = table.name, url = %location, "created lake table");
+                        created
+                    }
+                    // Another register's worker created it first (a table they share): open
+                    // theirs, checked like any existing table.
+                    Err(e) => {
+                        let mut theirs = DeltaTable::try_from_url(location.clone())
+                            .await
+                            .map_err(&err)?;
+                        if theirs.load().await.is_err() || theirs.version().is_none() {
+                            return Err(err(e));
+                        }
+                        crate::migrate::columns_checked(table, theirs, url).await?
+                    }
+                };
             } else {
                 delta = crate::migrate::columns_checked(table, delta, url).await?;
             }

@@ -218,8 +218,17 @@ pub async fn maintain(
     lake: &Url,
     options: &MaintainOptions,
 ) -> Result<Vec<Maintained>, IngestError> {
+    maintain_tables(lake, options, ALL_TABLES.as_slice()).await
+}
+
+/// Compacts, checkpoints and vacuums the given tables (a worker: its register's).
+pub async fn maintain_tables(
+    lake: &Url,
+    options: &MaintainOptions,
+    tables: &[&'static Table],
+) -> Result<Vec<Maintained>, IngestError> {
     let (mut out, mut first) = (Vec::new(), None);
-    for table in ALL_TABLES.iter() {
+    for table in tables.iter().copied() {
         // A commit that loses a race to a running worker's is tried again from the new
         // version (the worker's MERGE may have replaced the files being compacted).
         let mut tries = 0;

@@ -160,10 +160,12 @@ pub static BRREG: LazyLock<Register> = LazyLock::new(|| Register {
 
 /// A unit's messages for a slice of one list's updates: its state, from the update that wrote
 /// the current row (a later update in a later slice publishes it then), or a tombstone from the
-/// update that removed it. `update_id` is the message's position.
+/// update that removed it. `update_id` is the message's position. The first slice also carries
+/// every unit as the seed wrote it and no update has changed since (position 0).
 macro_rules! unit_changes {
     ($current:literal, $kind:literal) => {
         concat!(
+            "SELECT * FROM (",
             "SELECT u.update_id AS update_id, u.organization_number AS key, ",
             "u.outcome AS outcome, u.occurred_at AS occurred_at, c.* ",
             "FROM business_update u LEFT JOIN ",
@@ -173,7 +175,12 @@ macro_rules! unit_changes {
             $kind,
             "' AND u.update_id > {from} AND u.update_id <= {to} ",
             "AND (c.organization_number IS NOT NULL OR u.outcome = 'removed') ",
-            "ORDER BY u.update_id"
+            "UNION ALL ",
+            "SELECT CAST(0 AS BIGINT) AS update_id, s.organization_number AS key, 'seeded' AS outcome, ",
+            "s.updated_at AS occurred_at, s.* FROM ",
+            $current,
+            " s WHERE s.last_update_id = 0 AND {from} = 0",
+            ") ORDER BY update_id, key"
         )
     };
 }

@@ -497,7 +497,17 @@ async fn truth_persons(State(s): AppState) -> Response {
             } else {
                 p.residence().map(|r| r.kommune.clone())
             };
-            out.push_str(&json!({ "id": p.id, "status": p.status(), "kommune": kommune, "etternavn": p.family.to_uppercase(), "sivilstand": p.marital }).to_string());
+            // The street address only of an unprotected person: the truth the views across
+            // registers are checked against.
+            let adresse = p
+                .residence()
+                .filter(|_| p.protection == "ugradert")
+                .and_then(|r| {
+                    r.street.as_ref().map(|street| {
+                        json!({"gate": street, "husnummer": r.number, "bokstav": r.letter.map(String::from)})
+                    })
+                });
+            out.push_str(&json!({ "id": p.id, "status": p.status(), "kommune": kommune, "etternavn": p.family.to_uppercase(), "sivilstand": p.marital, "gradering": p.protection, "adresse": adresse }).to_string());
             out.push('\n');
         }
     }

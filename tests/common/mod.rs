@@ -13,6 +13,7 @@ macro_rules! say {
 }
 
 pub mod broker;
+pub mod brreg;
 pub mod kafka;
 pub mod s3;
 

@@ -38,8 +38,12 @@ pub enum From {
 #[derive(Debug, Clone)]
 pub struct BrregClient {
     http: Http,
-    download_timeout: std::time::Duration,
+    /// The longest pause between two chunks of a download.
+    idle_timeout: std::time::Duration,
 }
+
+/// The longest a whole download may take (chunks keep coming: see `idle_timeout`).
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A bulk download as it arrives: its time and the gzipped body's chunks.
 pub struct Download {
@@ -55,7 +59,7 @@ impl BrregClient {
         let path = source.api_path.as_deref().unwrap_or(DEFAULT_API_PATH);
         Ok(Self {
             http: Http::new(SOURCE, source, path)?,
-            download_timeout: source.request_timeout * 120,
+            idle_timeout: source.request_timeout,
         })
     }
 
@@ -87,8 +91,8 @@ impl BrregClient {
             .await
     }
 
-    /// The current documents of units, by organisation number: every number asked for is
-    /// answered, as a document or as gone (410 or 404).
+    /// The current documents of units, by organisation number, as a document or as gone (410);
+    /// a number the register does not know (404) is left out.
     pub async fn units(
         &self,
         kind: UnitKind,
@@ -121,30 +125,35 @@ impl BrregClient {
             // gone (410) or unknown (404).
             let missing: Vec<&String> = chunk.iter().filter(|n| !out.contains_key(*n)).collect();
             for number in missing {
-                let fetched = self.unit(kind, number).await?;
-                out.insert(number.clone(), fetched);
+                if let Some(fetched) = self.unit(kind, number).await? {
+                    out.insert(number.clone(), fetched);
+                }
             }
         }
         Ok(out)
     }
 
-    /// One unit's current document, or gone (410, 404).
-    pub async fn unit(&self, kind: UnitKind, number: &str) -> Result<Fetched, IngestError> {
+    /// One unit's current document (a deleted unit's has fewer attributes), gone (410: removed
+    /// from the open data, copies delete it), or `None` when the register does not know the
+    /// number (404: the update is dead-lettered, the unit's state left as it was; a 404 may be
+    /// a gateway's or a unit not published yet, never a reason to delete).
+    pub async fn unit(&self, kind: UnitKind, number: &str) -> Result<Option<Fetched>, IngestError> {
         let path = format!("/{}/{number}", kind.path());
         let url = self.http.shown(&path);
         let result = self
             .http
             .call(Method::GET, &path, None, None, |_, _, b| {
-                serde_json::from_slice::<Value>(b)
-                    .map_err(|e| self.http.unreadable(url.clone(), e.to_string()))
+                unit_document(b).map_err(|reason| self.http.unreadable(url.clone(), reason))
             })
             .await;
         match result {
-            Ok(doc) => Ok(Fetched::Document(doc)),
+            Ok(doc) => Ok(Some(Fetched::Document(doc))),
             Err(IngestError::Request {
-                status: Some(404 | 410),
-                ..
-            }) => Ok(Fetched::Gone),
+                status: Some(410), ..
+            }) => Ok(Some(Fetched::Gone)),
+            Err(IngestError::Request {
+                status: Some(404), ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -165,7 +174,7 @@ impl BrregClient {
             .client()
             .get(&url)
             .header(header::ACCEPT, GZIP_JSON)
-            .timeout(self.download_timeout)
+            .timeout(DOWNLOAD_TIMEOUT)
             .send()
             .await
             .map_err(|e| fail(None, e.without_url().to_string()))?;
@@ -184,10 +193,20 @@ impl BrregClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
             .map(|t| t.with_timezone(&Utc));
+        let idle = self.idle_timeout;
         let body = futures::stream::try_unfold(response, move |mut response| {
             let shown = shown.clone();
             async move {
-                match response.chunk().await {
+                // The body may take an hour; a pause of `request_timeout` between two chunks
+                // is a failure.
+                let chunk = tokio::time::timeout(idle, response.chunk())
+                    .await
+                    .map_err(|_| IngestError::Response {
+                        source_name: SOURCE,
+                        url: redact(&shown),
+                        reason: format!("the download stalled for {} s", idle.as_secs()),
+                    })?;
+                match chunk {
                     Ok(Some(chunk)) => Ok(Some((chunk, response))),
                     Ok(None) => Ok(None),
                     Err(e) => Err(IngestError::Response {
@@ -201,6 +220,21 @@ impl BrregClient {
         .boxed();
         Ok(Download { built, body })
     }
+}
+
+/// A single unit's answer: an object naming its organisation number (an error object in a
+/// 200, or anything else, is unreadable and retried).
+fn unit_document(body: &[u8]) -> Result<Value, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if doc
+        .get("organisasjonsnummer")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        let shown: String = doc.to_string().chars().take(200).collect();
+        return Err(format!("not a unit (no organisasjonsnummer): {shown}"));
+    }
+    Ok(doc)
 }
 
 /// The units of a search answer (`_embedded.<list>`); none when it has no `_embedded`.
@@ -225,6 +259,13 @@ fn units_page(body: &[u8], list: &str) -> Result<Vec<Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_unit_answer_must_name_its_number() {
+        assert!(unit_document(br#"{"organisasjonsnummer": "910000012", "navn": "X"}"#).is_ok());
+        assert!(unit_document(br#"{"status": 503, "error": "Service Unavailable"}"#).is_err());
+        assert!(unit_document(b"[]").is_err());
+    }
 
     #[test]
     fn a_search_answer_without_units_is_empty_and_an_error_object_is_an_error() {

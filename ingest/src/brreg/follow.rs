@@ -62,6 +62,16 @@ pub async fn step(
     let page = client.updates(kind, from, size).await?;
     let at_end = page.updates.len() + page.unplaced.len() < size;
     let Some(last) = page.updates.iter().map(|u| u.id).max().filter(|l| *l > low) else {
+        if !page.updates.is_empty() {
+            // Asked for ids after the position, the register answered older ones only: a
+            // register restored from a backup, or one that ignores the parameter.
+            tracing::warn!(
+                list = kind.path(),
+                position = low,
+                updates = page.updates.len(),
+                "the register answered only updates at or before the lake's position"
+            );
+        }
         if !page.unplaced.is_empty() {
             tracing::warn!(
                 list = kind.path(),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use transform::brreg::UnitKind;
 use transform::brreg::plan::list_tables;
-use transform::brreg::seed::{Seeded, number_key, seed_plan};
+use transform::brreg::seed::{SeedPlan, Seeded, number_key, seed_plan};
 
 use crate::IngestError;
 use crate::apply::commit;
@@ -28,8 +28,13 @@ use crate::worker::Report;
 /// How old a download without `Last-Modified` may be: the register builds the file nightly.
 const UNDATED_DOWNLOAD_AGE: Duration = Duration::hours(26);
 
-/// Followed from this long before the download was built, for clocks that differ.
-const CLOCK_MARGIN: Duration = Duration::minutes(2);
+/// Followed from this long before the download's `Last-Modified`: that is when the file was
+/// finished, and the register may have started taking it hours before (and clocks differ).
+/// Replaying an update is harmless: each reads the unit's current document.
+const BUILD_MARGIN: Duration = Duration::hours(6);
+
+/// Units parsed per hand-over from the download's reader (a few MB of JSON values).
+const PARSE_CHUNK: usize = 2_000;
 
 /// The application id recording when a list's seed download was taken.
 pub fn seed_at_app(kind: UnitKind) -> &'static str {
@@ -104,10 +109,12 @@ pub async fn seed_list(
             "going on with a seed that stopped: units the tables hold are left as they are"
         );
     }
-    let mut failures = 0;
+    let mut earlier = earlier;
+    let mut failures = 0u32;
     let at = loop {
         seeded.taken.clear();
-        match download_into(
+        let before = seeded.current.len();
+        let attempt = download_into(
             client,
             lake,
             pipeline,
@@ -117,18 +124,28 @@ pub async fn seed_list(
             shutdown,
             report,
         )
-        .await
-        {
+        .await;
+        match attempt {
             Ok(Some(at)) => break at,
             Ok(None) => return Ok(false),
-            // A download that broke off is taken again: what was committed stays.
+            // A download that broke off is taken again: what was committed stays, and the
+            // list is still followed from the earliest download's time.
             Err(e)
                 if e.kind() == ErrorKind::Retryable
                     && !matches!(e, IngestError::Lake { .. })
-                    && failures + 1 < pipeline.source.max_tries =>
+                    && !shutdown.is_cancelled() =>
             {
-                failures += 1;
-                let pause = crate::error::pause_after(failures as u32);
+                // The budget is per incident: a download that got further starts a new count.
+                failures = if seeded.current.len() > before {
+                    1
+                } else {
+                    failures + 1
+                };
+                if failures as usize >= pipeline.source.max_tries {
+                    return Err(e);
+                }
+                earlier = seeded_at(lake, kind).await?.or(earlier);
+                let pause = crate::error::pause_after(failures);
                 warn!(list = kind.path(), error = %e, failures, "the bulk download failed; downloading again");
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
@@ -178,55 +195,66 @@ async fn download_into(
     let [current, history, ..] = list_tables(kind);
     let requested = Utc::now();
     let download = client.download(kind).await?;
-    let built = download.built.unwrap_or(requested - UNDATED_DOWNLOAD_AGE);
-    let at = earlier.map_or(built - CLOCK_MARGIN, |e| e.min(built - CLOCK_MARGIN));
-    let chunk = pipeline.worker.seed_batch_persons;
+    let built = download
+        .built
+        .map_or(requested - UNDATED_DOWNLOAD_AGE, |b| b - BUILD_MARGIN);
+    let at = earlier.map_or(built, |e| e.min(built));
+    let per_commit = pipeline.worker.seed_batch_persons.max(1);
     let mut units = download::units(
         download,
-        chunk,
+        PARSE_CHUNK.min(per_commit),
         format!("{} /{}/lastned", client.shown(), kind.path()),
     );
     let txns = [(seed_at_app(kind), at.timestamp_millis())];
+    let mut pending = SeedPlan::empty(kind);
     let mut read = 0u64;
     loop {
         let next = tokio::select! {
             next = units.recv() => next,
             () = shutdown.cancelled() => return Ok(None),
         };
-        let Some(docs) = next else { break };
-        let docs = docs?;
-        let plan = seed_plan(kind, &docs, read, seeded, at);
-        read += docs.len() as u64;
-        // History first: a unit in current state always has its version.
-        commit(
-            lake,
-            &plan,
-            &[history, current, &DEAD_LETTER],
-            &txns,
-            Utc::now(),
-        )
-        .await?;
-        seeded.current.extend(
-            plan.current
-                .iter()
-                .filter_map(|(u, _)| number_key(&u.organization_number)),
-        );
-        seeded.history.extend(
-            plan.versions
-                .iter()
-                .filter_map(|v| number_key(&v.unit.organization_number)),
-        );
-        report.seeded += plan.current.len() as u64;
-        report.dead_letters += plan.dead_letters.len() as u64;
-        crate::metrics::register("brreg").seeded(plan.current.len() as u64, 0);
-        info!(
-            list = kind.path(),
-            units = read,
-            written = plan.current.len(),
-            skipped = plan.skipped,
-            dead_letters = plan.dead_letters.len(),
-            "bulk download chunk committed"
-        );
+        let last = next.is_none();
+        if let Some(docs) = next {
+            let docs = docs?;
+            pending.absorb(seed_plan(kind, &docs, read, seeded, at));
+            read += docs.len() as u64;
+        }
+        if pending.rows() >= per_commit || (last && pending.rows() > 0) {
+            let plan = std::mem::replace(&mut pending, SeedPlan::empty(kind));
+            // History first: a unit in current state always has its version.
+            commit(
+                lake,
+                &plan,
+                &[history, current, &DEAD_LETTER],
+                &txns,
+                Utc::now(),
+            )
+            .await?;
+            seeded.current.extend(
+                plan.current
+                    .iter()
+                    .filter_map(|(u, _)| number_key(&u.organization_number)),
+            );
+            seeded.history.extend(
+                plan.versions
+                    .iter()
+                    .filter_map(|v| number_key(&v.unit.organization_number)),
+            );
+            report.seeded += plan.current.len() as u64;
+            report.dead_letters += plan.dead_letters.len() as u64;
+            crate::metrics::register("brreg").seeded(plan.current.len() as u64, 0);
+            info!(
+                list = kind.path(),
+                units = read,
+                written = plan.current.len(),
+                skipped = plan.skipped,
+                dead_letters = plan.dead_letters.len(),
+                "bulk download chunk committed"
+            );
+        }
+        if last {
+            break;
+        }
     }
     Ok(Some(at))
 }

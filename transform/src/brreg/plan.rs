@@ -3,8 +3,8 @@
 //!
 //! The register serves only a unit's current document, so a unit updated several times in a
 //! batch gets one new version, from its last update. Per unit, by its last update:
-//! - `Fjernet`, or a document the register no longer serves (404/410): the unit leaves current
-//!   state (its open version ends at the update's time);
+//! - `Fjernet`, or a unit the register answers 410 for: the unit leaves current state (its
+//!   open version ends at the update's time); a unit it does not know (404) is dead-lettered;
 //! - otherwise its document becomes its current state and a new version (a `Sletting` keeps the
 //!   unit, with `slettedato`, as the register does);
 //! - an invalid organisation number, or a document that does not normalise or names another
@@ -41,7 +41,7 @@ use crate::model::{DeadLetter, Outcome};
 pub enum Fetched {
     /// Its current document.
     Document(Value),
-    /// Not served any more (404 or 410).
+    /// Removed from the open data (410): copies delete it too.
     Gone,
 }
 
@@ -203,7 +203,7 @@ pub fn plan(
                 out.dead_letters.push(dead_letter(
                     kind,
                     u,
-                    "the register gave no answer for the unit",
+                    "the register does not know the unit (404, or no answer): its state is left as it was",
                 ));
                 Outcome::DeadLettered
             }

@@ -53,6 +53,32 @@ pub struct SeedPlan {
     pub skipped: usize,
 }
 
+impl SeedPlan {
+    /// Nothing yet.
+    pub fn empty(kind: UnitKind) -> Self {
+        Self {
+            kind,
+            current: Vec::new(),
+            versions: Vec::new(),
+            dead_letters: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Takes in the next chunk's rows.
+    pub fn absorb(&mut self, next: SeedPlan) {
+        self.current.extend(next.current);
+        self.versions.extend(next.versions);
+        self.dead_letters.extend(next.dead_letters);
+        self.skipped += next.skipped;
+    }
+
+    /// Rows to write.
+    pub fn rows(&self) -> usize {
+        self.current.len() + self.versions.len() + self.dead_letters.len()
+    }
+}
+
 /// Plans a chunk of a download taken at `at` (the time its versions are valid from). The
 /// position in the download (`first`, the chunk's first unit's index) names rejected units.
 pub fn seed_plan(
@@ -62,13 +88,7 @@ pub fn seed_plan(
     seeded: &mut Seeded,
     at: DateTime<Utc>,
 ) -> SeedPlan {
-    let mut out = SeedPlan {
-        kind,
-        current: Vec::new(),
-        versions: Vec::new(),
-        dead_letters: Vec::new(),
-        skipped: 0,
-    };
+    let mut out = SeedPlan::empty(kind);
     for (i, doc) in docs.iter().enumerate() {
         let unit = match normalise(doc, kind) {
             Ok(unit) => unit,
