@@ -184,6 +184,10 @@ pub enum Command {
         /// Persons in the synthetic population.
         #[arg(long, default_value_t = 100_000)]
         persons: u32,
+        /// Units (enheter) of the business register, with 0.6 as many underenheter (default:
+        /// one per 20 persons), at the population's addresses.
+        #[arg(long)]
+        units: Option<u32>,
         /// Seed of the population and the change stream.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -418,6 +422,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Simulate {
             listen,
             persons,
+            units,
             seed,
             events_per_sec,
             max_events,
@@ -432,6 +437,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let shutdown = shutdown_on_signals();
             let config = simulator::Config {
                 persons,
+                units,
                 seed,
                 events_per_sec,
                 max_events,

@@ -9,10 +9,12 @@
 //! - [`topics`]: Kafka topics, their settings and JSON Schemas.
 //! - [`register`]: each register as a typed description: its positions, tables and topics.
 //! - [`business`]: the business register's tables.
+//! - [`property`]: the property register's tables (addresses; not followed yet).
 //! - [`cursor`]: application ids under which a table records how far it has applied a source.
 
 pub mod business;
 pub mod cursor;
+pub mod property;
 pub mod register;
 pub mod tables;
 pub mod topics;

@@ -49,6 +49,9 @@ pub use world::World;
 pub struct Config {
     /// Base persons.
     pub persons: u32,
+    /// Units (enheter) of the business register (`None`: one per 20 persons); underenheter
+    /// are 0.6 as many.
+    pub units: Option<u32>,
     /// Seed of the population and the event stream.
     pub seed: u64,
     /// Register changes per second (0: none).
@@ -71,6 +74,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             persons: 100_000,
+            units: None,
             seed: 1,
             events_per_sec: 10.0,
             max_events: None,

@@ -64,7 +64,7 @@ pub struct Shared {
 impl Shared {
     /// State around a world, answering as `config` says (faults, retention, extract arrays).
     pub fn new(world: World, config: &Config) -> Arc<Self> {
-        let units = (config.persons / 20).max(10);
+        let units = config.units.unwrap_or((config.persons / 20).max(10));
         let brreg = crate::brreg::Units::new(units, config.seed, &world, chrono::Utc::now());
         Arc::new(Self {
             brreg: RwLock::new(brreg),

@@ -9,6 +9,7 @@
 //! - [`orgnr`]: organisation numbers and their check digit.
 //! - [`ident`]: fødselsnummer / D-nummer validation (1964 and 2032 rules) and check digits.
 //! - [`brreg`]: the business register's shapes: updates lists and unit documents.
+//! - [`matrikkel`]: the property register's address file.
 //! - [`freg`]: the population register's shapes: feed entries, person documents, normalisation.
 //! - [`model`]: the canonical rows: [`Person`], [`PersonVersion`], [`EventRow`], [`DeadLetter`].
 //! - [`messages`]: lake rows to Kafka messages with CloudEvents headers, minimised.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fields;
 pub mod freg;
 pub mod ident;
+pub mod matrikkel;
 pub mod messages;
 pub mod model;
 pub mod orgnr;

@@ -219,7 +219,7 @@ async fn download_into(
             pending.absorb(seed_plan(kind, &docs, read, seeded, at));
             read += docs.len() as u64;
         }
-        if pending.rows() >= per_commit || (last && pending.rows() > 0) {
+        if pending.units() >= per_commit || (last && pending.units() > 0) {
             let plan = std::mem::replace(&mut pending, SeedPlan::empty(kind));
             // History first: a unit in current state always has its version.
             commit(

@@ -73,9 +73,9 @@ impl SeedPlan {
         self.skipped += next.skipped;
     }
 
-    /// Rows to write.
-    pub fn rows(&self) -> usize {
-        self.current.len() + self.versions.len() + self.dead_letters.len()
+    /// Units it writes (to either table) or rejects.
+    pub fn units(&self) -> usize {
+        self.current.len().max(self.versions.len()) + self.dead_letters.len()
     }
 }
 
