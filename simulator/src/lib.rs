@@ -17,12 +17,14 @@
 //! - [`faults`]: transport and answer faults.
 //! - [`brreg`]: the business register: units at the population's addresses, two updates lists.
 //! - [`brreg_http`]: its routes under `/enhetsregisteret/api`.
+//! - [`matrikkel_http`]: the property register's address file, from the population's addresses.
 
 pub mod brreg;
 pub mod brreg_http;
 pub mod events;
 pub mod faults;
 pub mod kommuner;
+pub mod matrikkel_http;
 pub mod names;
 pub mod options;
 pub mod person;

@@ -84,7 +84,7 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
         self.world
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -126,6 +126,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .nest(crate::brreg_http::BRREG_BASE, brreg)
         .route("/simulator/v1/kohort", get(truth_cohort))
         .route("/simulator/v1/personer", get(truth_persons))
+        .route(
+            crate::matrikkel_http::ADDRESS_FILE,
+            get(crate::matrikkel_http::addresses),
+        )
         .with_state(shared)
 }
 

@@ -105,3 +105,59 @@ fn a_file_that_is_not_an_address_file_is_refused_at_its_header() {
     let e = Columns::from_header(&header).unwrap_err().to_string();
     assert!(e.contains("no kommunenummer"), "{e}");
 }
+
+#[test]
+fn a_chunk_of_the_file_becomes_current_state_versions_and_dead_letters() {
+    use arrow::array::{AsArray, Float64Array};
+    use chrono::TimeZone;
+    use transform::change::{Change, Plan};
+    use transform::matrikkel::rows::FilePlan;
+
+    let text = include_str!("fixtures/matrikkel/adresser-2019.csv");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(text.as_bytes());
+    let columns = Columns::from_header(reader.headers().unwrap()).unwrap();
+    let taken = chrono::Utc
+        .with_ymd_and_hms(2019, 3, 24, 7, 23, 40)
+        .unwrap();
+    let mut plan = FilePlan {
+        taken_at: taken,
+        ..FilePlan::default()
+    };
+    for (i, record) in reader.records().enumerate() {
+        plan.take(i as u64 + 2, read_address(&columns, &record.unwrap()));
+    }
+    assert_eq!((plan.entities(), plan.dead_letters()), (3, 3));
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+    let rows = |table| match plan.changes(table, now).unwrap().as_slice() {
+        [Change::Append(batch)] => batch.clone(),
+        other => panic!("one append, got {}", other.len()),
+    };
+    let current = rows(&schemas::property::ADDRESS);
+    assert_eq!(current.num_rows(), 3);
+    let north = current
+        .column_by_name("north")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    assert_eq!(north.value(0), 7039251.25);
+    let history = rows(&schemas::property::ADDRESS_HISTORY);
+    assert_eq!(history.num_rows(), 3);
+    assert_eq!(
+        history.column_by_name("valid_to").unwrap().null_count(),
+        3,
+        "every version open"
+    );
+    let dead = rows(&schemas::tables::DEAD_LETTER);
+    let cursors: Vec<&str> = dead
+        .column_by_name("cursor")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(cursors, ["line 5", "line 6", "line 7"], "named by line");
+    assert!(plan.changes(&schemas::tables::PERSON, now).is_err());
+}
