@@ -139,7 +139,8 @@ fn default_slice() -> i64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// `freg` (the population register) or `brreg` (the business register).
+    /// `freg` (the population register), `brreg` (the business register) or `matrikkel` (the
+    /// property register's addresses).
     pub register: String,
     /// Scheme and host, e.g. `https://folkeregisteret.api.skatteetaten.no`.
     pub base_url: String,
@@ -149,6 +150,9 @@ pub struct Source {
     /// The API's path under the host, for registers without rights packages (`brreg`:
     /// default `/enhetsregisteret/api`).
     pub api_path: Option<String>,
+    /// The property register's address file (`matrikkelenAdresse.csv`): an http(s) URL or a
+    /// local `.csv` path (required for `matrikkel`).
+    pub address_file: Option<String>,
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,

@@ -14,6 +14,7 @@
 //! - [`freg`]: the population register behind [`register::Source`]: client, seed, feed, re-seed.
 //! - [`brreg`]: the business register behind [`register::Source`]: two updates lists, the
 //!   bulk download.
+//! - [`matrikkel`]: the property register's addresses, seeded from its address file.
 //! - [`seed`]: seeding from the bulk extract, resumable per batch and per table.
 //! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
 //!   commits.
@@ -22,6 +23,7 @@
 //!   register.
 //! - [`register`]: each register behind one trait ([`register::Source`]).
 //! - [`migrate`]: tables written by an earlier version.
+//! - [`stream`]: large files read as they arrive, for parsers on a blocking thread.
 //! - [`kafka`]: topics, recovery of each partition's position, producing.
 //! - [`publish`]: the Kafka sink, following the lake with its own position.
 //! - [`error`]: [`IngestError`] and its kind.
@@ -40,6 +42,7 @@ pub mod lake;
 pub mod lease;
 pub mod maintain;
 pub mod maskinporten;
+pub mod matrikkel;
 pub mod merge;
 pub mod metrics;
 pub mod migrate;
@@ -48,6 +51,7 @@ pub mod publish;
 pub mod register;
 pub mod reseed;
 pub mod seed;
+pub mod stream;
 pub mod worker;
 
 pub use config::Pipeline;

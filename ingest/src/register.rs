@@ -55,6 +55,7 @@ pub fn by_name(name: &str) -> Option<&'static dyn Source> {
     match name {
         "freg" => Some(&crate::freg::Freg),
         "brreg" => Some(&crate::brreg::Brreg),
+        "matrikkel" => Some(&crate::matrikkel::Matrikkel),
         _ => None,
     }
 }

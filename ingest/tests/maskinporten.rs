@@ -125,6 +125,7 @@ fn source(base: &str, key_file: &str) -> Source {
         base_url: base.into(),
         rights_package_path: Some("/api".into()),
         api_path: None,
+        address_file: None,
         request_timeout: Duration::from_secs(5),
         max_tries: 2,
         maskinporten: Some(Maskinporten {

@@ -93,6 +93,20 @@ pub const VIEWS: &[View] = &[
         ),
     },
     View {
+        name: "resident_addresses",
+        description: "unprotected residents with the property register's address they live at (id, cadastre numbers, coordinates)",
+        reads: &["address_residents", "address"],
+        sql: concat!(
+            "SELECT r.person_id, r.municipality_number, r.address_key, a.address_id, a.gnr, a.bnr, ",
+            "a.fnr, a.snr, a.epsg, a.north, a.east FROM address_residents r LEFT JOIN (",
+            "SELECT address_id, municipality_number, ",
+            key!("concat(street_name, house_number, coalesce(house_letter, ''))"),
+            " AS address_key, gnr, bnr, fnr, snr, epsg, north, east FROM address ",
+            "WHERE street_name IS NOT NULL) a ",
+            "ON r.municipality_number = a.municipality_number AND r.address_key = a.address_key"
+        ),
+    },
+    View {
         name: "municipality_population",
         description: "unprotected residents per kommune and age band (age at the end of this year)",
         reads: &["address_residents", "person"],

@@ -37,6 +37,18 @@ pub const LEASE_PROCESS: &str = "regsync.lease.process";
 /// The writer lease: when it was last renewed, Unix milliseconds (0: released).
 pub const LEASE_RENEWED: &str = "regsync.lease.renewed";
 
+/// The property register's change log: the version is the last change id applied (0: the
+/// address file only).
+pub const MATRIKKEL_CHANGES: &str = "regsync.matrikkel.endringer";
+/// The Kafka sink's position for addresses.
+pub const KAFKA_MATRIKKEL: &str = "regsync.kafka.matrikkel";
+/// The property register's writer lease: holder, process, renewal time.
+pub const MATRIKKEL_LEASE_HOLDER: &str = "regsync.lease.matrikkel.holder";
+/// See [`MATRIKKEL_LEASE_HOLDER`].
+pub const MATRIKKEL_LEASE_PROCESS: &str = "regsync.lease.matrikkel.process";
+/// See [`MATRIKKEL_LEASE_HOLDER`].
+pub const MATRIKKEL_LEASE_RENEWED: &str = "regsync.lease.matrikkel.renewed";
+
 /// The business register's writer lease (on `writer_lease`): holder, process, renewal time.
 pub const BRREG_LEASE_HOLDER: &str = "regsync.lease.brreg.holder";
 /// See [`BRREG_LEASE_HOLDER`].
@@ -51,6 +63,11 @@ pub fn lease_ids(register: &str) -> Option<[&'static str; 3]> {
     match register {
         "freg" => Some([LEASE_HOLDER, LEASE_PROCESS, LEASE_RENEWED]),
         "brreg" => Some([BRREG_LEASE_HOLDER, BRREG_LEASE_PROCESS, BRREG_LEASE_RENEWED]),
+        "matrikkel" => Some([
+            MATRIKKEL_LEASE_HOLDER,
+            MATRIKKEL_LEASE_PROCESS,
+            MATRIKKEL_LEASE_RENEWED,
+        ]),
         _ => None,
     }
 }
@@ -73,4 +90,9 @@ pub const ALL: &[&str] = &[
     BRREG_LEASE_HOLDER,
     BRREG_LEASE_PROCESS,
     BRREG_LEASE_RENEWED,
+    MATRIKKEL_CHANGES,
+    KAFKA_MATRIKKEL,
+    MATRIKKEL_LEASE_HOLDER,
+    MATRIKKEL_LEASE_PROCESS,
+    MATRIKKEL_LEASE_RENEWED,
 ];

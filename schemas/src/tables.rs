@@ -207,7 +207,7 @@ pub static TABLES: LazyLock<[&'static Table; 4]> =
     LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
 
 /// Every lake table, of every register.
-pub static ALL_TABLES: LazyLock<[&'static Table; 11]> = LazyLock::new(|| {
+pub static ALL_TABLES: LazyLock<[&'static Table; 13]> = LazyLock::new(|| {
     [
         &*PERSON,
         &*PERSON_HISTORY,
@@ -217,6 +217,8 @@ pub static ALL_TABLES: LazyLock<[&'static Table; 11]> = LazyLock::new(|| {
         &*crate::business::BUSINESS_SUBUNIT,
         &*crate::business::BUSINESS_SUBUNIT_HISTORY,
         &*crate::business::BUSINESS_UPDATE,
+        &*crate::property::ADDRESS,
+        &*crate::property::ADDRESS_HISTORY,
         &*DEAD_LETTER,
         &*KAFKA_SINK,
         &*WRITER_LEASE,

@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::StreamExt;
-use reqwest::{Method, StatusCode, header};
+use reqwest::Method;
 use serde_json::Value;
 use transform::brreg::plan::Fetched;
 use transform::brreg::{UnitKind, UpdatesPage, read_updates};
 
 use crate::IngestError;
 use crate::config::Source;
-use crate::http::{Http, redact};
+use crate::http::Http;
+use crate::stream::Download;
 
 pub(crate) const SOURCE: &str = "brreg";
 
@@ -40,17 +40,6 @@ pub struct BrregClient {
     http: Http,
     /// The longest pause between two chunks of a download.
     idle_timeout: std::time::Duration,
-}
-
-/// The longest a whole download may take (chunks keep coming: see `idle_timeout`).
-const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// A bulk download as it arrives: its time and the gzipped body's chunks.
-pub struct Download {
-    /// `Last-Modified`, when the register says when the file was built.
-    pub built: Option<DateTime<Utc>>,
-    /// The body, gzipped, chunk by chunk.
-    pub body: futures::stream::BoxStream<'static, Result<bytes::Bytes, IngestError>>,
 }
 
 impl BrregClient {
@@ -161,64 +150,14 @@ impl BrregClient {
     /// Starts the bulk download of a list (`/enheter/lastned`), gzipped, as it arrives.
     pub async fn download(&self, kind: UnitKind) -> Result<Download, IngestError> {
         let path = format!("/{}/lastned", kind.path());
-        let (url, shown) = (self.http.url(&path), self.http.shown(&path));
-        let fail = |status: Option<u16>, reason: String| IngestError::Request {
-            source_name: SOURCE,
-            method: "GET",
-            url: redact(&shown),
-            status,
-            reason,
-        };
-        let response = self
-            .http
-            .client()
-            .get(&url)
-            .header(header::ACCEPT, GZIP_JSON)
-            .timeout(DOWNLOAD_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| fail(None, e.without_url().to_string()))?;
-        let status = response.status();
-        if status != StatusCode::OK {
-            let text = response.text().await.unwrap_or_default();
-            let text: String = text.chars().take(300).collect();
-            return Err(fail(
-                Some(status.as_u16()),
-                format!("HTTP {status}: {text}"),
-            ));
-        }
-        let built = response
-            .headers()
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let idle = self.idle_timeout;
-        let body = futures::stream::try_unfold(response, move |mut response| {
-            let shown = shown.clone();
-            async move {
-                // The body may take an hour; a pause of `request_timeout` between two chunks
-                // is a failure.
-                let chunk = tokio::time::timeout(idle, response.chunk())
-                    .await
-                    .map_err(|_| IngestError::Response {
-                        source_name: SOURCE,
-                        url: redact(&shown),
-                        reason: format!("the download stalled for {} s", idle.as_secs()),
-                    })?;
-                match chunk {
-                    Ok(Some(chunk)) => Ok(Some((chunk, response))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(IngestError::Response {
-                        source_name: SOURCE,
-                        url: redact(&shown),
-                        reason: format!("the download broke off: {}", e.without_url()),
-                    }),
-                }
-            }
-        })
-        .boxed();
-        Ok(Download { built, body })
+        crate::stream::get(
+            self.http.client(),
+            SOURCE,
+            &self.http.url(&path),
+            GZIP_JSON,
+            self.idle_timeout,
+        )
+        .await
     }
 }
 

@@ -3,19 +3,12 @@
 //! channel. The whole file (about a gigabyte unpacked for enheter) is never in memory: at most
 //! a few body chunks and two chunks of units.
 
-use std::io::Read;
-
-use bytes::Bytes;
-use futures::StreamExt;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::IngestError;
-use crate::brreg::client::Download;
-
-/// Body chunks waiting to be unpacked, at most.
-const BODY_CHUNKS: usize = 16;
+use crate::stream::Download;
 
 /// The units of a download, `chunk` at a time (the last may be shorter); an error ends it.
 pub fn units(
@@ -23,25 +16,11 @@ pub fn units(
     chunk: usize,
     shown: String,
 ) -> mpsc::Receiver<Result<Vec<Value>, IngestError>> {
-    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, IngestError>>(BODY_CHUNKS);
     let (units_tx, units_rx) = mpsc::channel(1);
-    let mut body = download.body;
-    tokio::spawn(async move {
-        while let Some(part) = body.next().await {
-            let failed = part.is_err();
-            if body_tx.send(part).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    let reader = crate::stream::reader(download.body);
     tokio::task::spawn_blocking(move || {
-        let reader = ChannelReader {
-            rx: body_rx,
-            current: Bytes::new(),
-            error: None,
-        };
         let mut gz = flate2::read::MultiGzDecoder::new(reader);
-        let parse = |gz: &mut flate2::read::MultiGzDecoder<ChannelReader>| {
+        let parse = |gz: &mut flate2::read::MultiGzDecoder<crate::stream::BodyReader>| {
             let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
                 1 << 16,
                 gz,
@@ -68,32 +47,6 @@ pub fn units(
         }
     });
     units_rx
-}
-
-/// The body's chunks as a byte stream, read on a blocking thread.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, IngestError>>,
-    current: Bytes,
-    error: Option<IngestError>,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => {
-                    let shown = e.to_string();
-                    self.error = Some(e);
-                    return Err(std::io::Error::other(shown));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }
 
 /// Visits the array's elements, sending them on in chunks.

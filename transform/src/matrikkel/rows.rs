@@ -100,11 +100,14 @@ pub fn versions(
 }
 
 /// A chunk of the address file, planned: every readable address becomes its current state and
-/// an open version from the file's extraction time; an unreadable line goes to `dead_letter`.
+/// an open version from the file's time, unless the table holds it already (a seed going on
+/// after a stop); an unreadable line goes to `dead_letter`.
 #[derive(Debug, Default)]
 pub struct FilePlan {
-    /// Addresses read.
-    pub addresses: Vec<Address>,
+    /// Addresses for `address`.
+    pub current: Vec<Address>,
+    /// Addresses for `address_history`.
+    pub versions: Vec<Address>,
     /// The time the file's versions are valid from.
     pub taken_at: DateTime<Utc>,
     /// Lines that could not be read.
@@ -113,10 +116,24 @@ pub struct FilePlan {
 
 impl FilePlan {
     /// Adds a line's outcome: its address, or why it could not be read (`line` is its line
-    /// number in the file).
-    pub fn take(&mut self, line: u64, read: Result<Address, TransformError>) {
+    /// number in the file); `held` says whether `address` and `address_history` hold the
+    /// address already.
+    pub fn take(
+        &mut self,
+        line: u64,
+        read: Result<Address, TransformError>,
+        held: impl Fn(&str) -> (bool, bool),
+    ) {
         match read {
-            Ok(address) => self.addresses.push(address),
+            Ok(address) => {
+                let (in_current, in_history) = held(&address.address_id);
+                if !in_history {
+                    self.versions.push(address.clone());
+                }
+                if !in_current {
+                    self.current.push(address);
+                }
+            }
             Err(e) => self.dead_letters.push(DeadLetter {
                 source: "matrikkel.adresser".into(),
                 cursor: format!("line {line}"),
@@ -125,6 +142,11 @@ impl FilePlan {
                 replay: crate::freg::batch::replay(&[("line", Some(&line.to_string()))]),
             }),
         }
+    }
+
+    /// Lines it writes or rejects.
+    pub fn lines(&self) -> usize {
+        self.current.len().max(self.versions.len()) + self.dead_letters.len()
     }
 }
 
@@ -135,11 +157,11 @@ impl Plan for FilePlan {
         now: DateTime<Utc>,
     ) -> Result<Vec<Change>, TransformError> {
         if std::ptr::eq(table, &*ADDRESS) {
-            let rows: Vec<(Address, i64)> = self.addresses.iter().map(|a| (a.clone(), 0)).collect();
+            let rows: Vec<(Address, i64)> = self.current.iter().map(|a| (a.clone(), 0)).collect();
             Ok(vec![Change::Append(addresses(&rows, now)?)])
         } else if std::ptr::eq(table, &*ADDRESS_HISTORY) {
             let rows: Vec<AddressVersion> = self
-                .addresses
+                .versions
                 .iter()
                 .map(|a| AddressVersion {
                     address: a.clone(),
@@ -163,7 +185,7 @@ impl Plan for FilePlan {
     }
 
     fn entities(&self) -> usize {
-        self.addresses.len()
+        self.current.len()
     }
 
     fn dead_letters(&self) -> usize {
