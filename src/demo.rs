@@ -1,12 +1,12 @@
 //! The embedded default: the simulated registers in this process, the shipped pipelines of the
-//! population and business registers into one local lake, a citizen list and an answer across
-//! the registers printed. Needs no external service.
+//! population, business and property registers into one local lake, a citizen list and an
+//! answer across the three registers printed. Needs no external service.
 
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 /// The shipped pipeline files, with the simulator's address substituted in.
-const PIPELINES: [(&str, &str); 2] = [
+const PIPELINES: [(&str, &str); 3] = [
     (
         "pipelines/freg.toml",
         include_str!("../pipelines/freg.toml"),
@@ -14,6 +14,10 @@ const PIPELINES: [(&str, &str); 2] = [
     (
         "pipelines/brreg.toml",
         include_str!("../pipelines/brreg.toml"),
+    ),
+    (
+        "pipelines/matrikkel.toml",
+        include_str!("../pipelines/matrikkel.toml"),
     ),
 ];
 
@@ -34,7 +38,12 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
         .iter()
         .map(|(name, text)| {
             ingest::Pipeline::parse(text, |k| match k {
-                "REGSYNC_FREG_URL" | "REGSYNC_BRREG_URL" => Some(url.clone()),
+                "REGSYNC_FREG_URL" | "REGSYNC_BRREG_URL" | "REGSYNC_MATRIKKEL_URL" => {
+                    Some(url.clone())
+                }
+                "REGSYNC_MATRIKKEL_CSV" => {
+                    Some(format!("{url}{}", simulator::matrikkel_http::ADDRESS_FILE))
+                }
                 _ => None,
             })
             .map_err(|e| anyhow::anyhow!("{name}: {e}"))
@@ -47,22 +56,23 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
         until_caught_up: true,
         kafka: None,
     };
-    let both = |options: &ingest::RunOptions| {
+    let all = |options: &ingest::RunOptions| {
         let runs = pipelines
             .iter()
             .map(|p| ingest::run(p.clone(), options.clone(), CancellationToken::new()));
         run_all(runs.collect())
     };
-    let first = both(&options).await?;
+    let first = all(&options).await?;
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let second = both(&options).await?;
+    let second = all(&options).await?;
     stop.cancel();
     println!(
-        "Synced {} persons and {} register changes, {} business units and {} of their updates into {lake}.\n",
+        "Synced {} persons and {} register changes, {} business units and {} of their updates, and {} addresses into {lake}.\n",
         first[0].seeded,
         first[0].events + second[0].events,
         first[1].seeded,
         first[1].events + second[1].events,
+        first[2].seeded,
     );
     let ctx = query::context::session(lake).await?;
     let batches = query::sql::query(&ctx, "SELECT municipality_number, count(*) AS residents FROM person WHERE status = 'bosatt' AND municipality_number IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5").await?;
@@ -106,9 +116,12 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
     let summary = query::sql::query(
         &ctx,
         &format!(
-            "SELECT address_key, residents, units, unit_names FROM address_summary \
-             WHERE municipality_number = '{kommune}' AND residents > 0 AND units > 0 \
-             ORDER BY units DESC, residents DESC, address_key LIMIT 5"
+            "SELECT s.address_key, a.address_id, a.gnr, a.bnr, s.residents, s.units, s.unit_names \
+             FROM address_summary s LEFT JOIN (SELECT DISTINCT municipality_number, address_key, \
+             address_id, gnr, bnr FROM resident_addresses) a \
+             ON s.municipality_number = a.municipality_number AND s.address_key = a.address_key \
+             WHERE s.municipality_number = '{kommune}' AND s.residents > 0 AND s.units > 0 \
+             ORDER BY s.units DESC, s.residents DESC, s.address_key LIMIT 5"
         ),
     )
     .await?;

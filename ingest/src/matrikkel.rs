@@ -194,7 +194,8 @@ impl AddressFile {
         }
         let reader = self.open().await?;
         let shown = crate::http::redact(&self.file);
-        let mut lines = read_lines(reader, shown);
+        let (mut lines, thread) = read_lines(reader, shown);
+        let mut thread = Some(thread);
         let per_commit = pipeline.worker.seed_batch_persons.max(1);
         let taken_at = Utc::now();
         let mut plan = FilePlan {
@@ -202,15 +203,35 @@ impl AddressFile {
             ..FilePlan::default()
         };
         let mut read = 0u64;
+        let mut taken: HashSet<u64> = HashSet::new();
+        let mut repeated = 0u64;
         loop {
             let next = tokio::select! {
                 next = lines.recv() => next,
                 () = shutdown.cancelled() => return Ok(false),
             };
             let last = next.is_none();
+            if last {
+                // The channel closes when the reading thread ends: the end of the file only if
+                // the thread ended well.
+                if let Some(t) = thread.take() {
+                    t.await.map_err(|e| IngestError::Feed {
+                        source_name: SOURCE,
+                        sequence: 0,
+                        reason: format!("reading the address file failed: {e}"),
+                    })?;
+                }
+            }
             if let Some(chunk) = next {
                 for (line, address) in chunk? {
                     read += 1;
+                    // An id twice in the file is taken once (the first).
+                    if let Ok(a) = &address
+                        && !taken.insert(id_key(&a.address_id))
+                    {
+                        repeated += 1;
+                        continue;
+                    }
                     plan.take(line, address, |id| {
                         let k = id_key(id);
                         (in_current.contains(&k), in_history.contains(&k))
@@ -253,6 +274,12 @@ impl AddressFile {
                 lake.mark(table, &[(MATRIKKEL_CHANGES, 0)]).await?;
             }
         }
+        if repeated > 0 {
+            warn!(
+                repeated,
+                "addresses given twice in the file were taken once"
+            );
+        }
         info!(
             lines = read,
             seconds = started.elapsed().as_secs(),
@@ -267,9 +294,12 @@ impl AddressFile {
 fn read_lines(
     reader: Box<dyn Read + Send>,
     shown: String,
-) -> mpsc::Receiver<Result<Lines, IngestError>> {
+) -> (
+    mpsc::Receiver<Result<Lines, IngestError>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel(1);
-    tokio::task::spawn_blocking(move || {
+    let thread = tokio::task::spawn_blocking(move || {
         let unreadable = |reason: String| IngestError::Response {
             source_name: SOURCE,
             url: shown.clone(),
@@ -279,26 +309,43 @@ fn read_lines(
             .delimiter(b';')
             .flexible(true)
             .from_reader(reader);
-        let columns = match csv.headers() {
+        // A file that is not an address file does not become one by asking again: fatal.
+        let not_addresses = |reason: String| IngestError::Feed {
+            source_name: SOURCE,
+            sequence: 0,
+            reason: format!("{shown}: {reason}"),
+        };
+        let (columns, width) = match csv.headers() {
             Ok(header) => match Columns::from_header(header) {
-                Ok(columns) => columns,
+                Ok(columns) => (columns, header.len()),
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(unreadable(e.to_string())));
+                    let _ = tx.blocking_send(Err(not_addresses(e.to_string())));
                     return;
                 }
             },
             Err(e) => {
-                let _ = tx.blocking_send(Err(unreadable(format!("the header: {e}"))));
+                let _ = tx.blocking_send(Err(not_addresses(format!("the header: {e}"))));
                 return;
             }
         };
         let mut chunk: Lines = Vec::with_capacity(PARSE_CHUNK);
         let mut record = csv::StringRecord::new();
-        let mut line = 1u64;
         loop {
-            line += 1;
+            let line = csv.position().line();
             match csv.read_record(&mut record) {
                 Ok(false) => break,
+                // A line with fewer fields than the header (a file cut off mid-line, a broken
+                // line) is not an address to trust.
+                Ok(true) if record.len() < width => chunk.push((
+                    line,
+                    Err(TransformError::Malformed {
+                        what: "matrikkel address file",
+                        reason: format!(
+                            "{} fields where the header has {width}: a cut-off or broken line",
+                            record.len()
+                        ),
+                    }),
+                )),
                 Ok(true) => chunk.push((line, read_address(&columns, &record))),
                 // A line that is not UTF-8 is that line's error; any other is the file's.
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
@@ -330,5 +377,37 @@ fn read_lines(
             let _ = tx.blocking_send(Ok(chunk));
         }
     });
-    rx
+    (rx, thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(text: &'static str) -> Vec<Result<Lines, IngestError>> {
+        let (mut rx, thread) = read_lines(Box::new(text.as_bytes()), "test.csv".into());
+        let mut out = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            out.push(chunk);
+        }
+        thread.await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_line_is_an_error_and_a_file_without_addresses_is_fatal() {
+        let header = "lokalId;kommunenummer;adressenavn;nummer;adresseId\n";
+        let text: &'static str =
+            Box::leak(format!("{header}a1;5035;Torget;1;101\na2;5035;Torget;1\n").into_boxed_str());
+        let chunks = lines_of(text).await;
+        let lines = chunks[0].as_ref().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].1.as_ref().unwrap().address_id, "101");
+        let cut = lines[1].1.as_ref().unwrap_err().to_string();
+        assert!(cut.contains("4 fields where the header has 5"), "{cut}");
+        assert_eq!((lines[0].0, lines[1].0), (2, 3), "line numbers of the file");
+        let chunks = lines_of("organisasjonsnummer;navn\n910000012;X\n").await;
+        let e = chunks[0].as_ref().err().unwrap();
+        assert_eq!(e.kind(), transform::ErrorKind::Fatal, "{e}");
+    }
 }

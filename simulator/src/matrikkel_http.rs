@@ -37,7 +37,9 @@ fn line(key: &Key, r: &Residence, taken: &str) -> String {
     let (kommune, street, number, letter) = key;
     let name = kommuner::index_of(kommune).map_or("", |i| kommuner::KOMMUNER[i].name);
     let h = stable(&format!("{kommune}|{street:?}|{number}|{letter:?}"));
-    let id = 300_000_000 + h % 600_000_000;
+    // Fifteen digits of the hash: no two of a national register's 2.6 million addresses share
+    // one (the register's own ids are numbers too).
+    let id = 100_000_000_000_000 + h % 900_000_000_000_000;
     let letter = letter.map(String::from).unwrap_or_default();
     let north = 58.0 + (h % 1_000_000) as f64 / 1_000_000.0 * 12.0;
     let east = 5.0 + ((h >> 20) % 1_000_000) as f64 / 1_000_000.0 * 25.0;
@@ -61,10 +63,11 @@ fn line(key: &Key, r: &Residence, taken: &str) -> String {
     };
     let bnr = 1 + (h >> 8) % 50;
     format!(
-        "{id}-lokal;{kommune};{};{kind};;;{code};{street_name};{nr};{letter};{gnr};{bnr};0;0;{text};{text};4258;{north:.6};{east:.6};{};{};01.01.2020 00:00:00;{taken};{id};00000000-0000-4000-8000-{id:012}",
+        "{id}-lokal;{kommune};{};{kind};;;{code};{street_name};{nr};{letter};{gnr};{bnr};0;0;{text};{text};4258;{north:.6};{east:.6};{};{};01.01.2020 00:00:00;{taken};{id};00000000-0000-4000-8000-{:012}",
         name.to_uppercase(),
         r.postcode,
-        r.place
+        r.place,
+        id % 1_000_000_000_000
     )
 }
 
