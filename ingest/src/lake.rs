@@ -151,6 +151,38 @@ impl Lake {
         Ok(())
     }
 
+    /// The values of one text column of a table, each made a compact key (`None`: left out),
+    /// read batch by batch: what a seed that stopped has written already.
+    pub async fn column_keys<K: Eq + std::hash::Hash>(
+        &self,
+        table: &'static Table,
+        column: &str,
+        key: impl Fn(&str) -> Option<K>,
+    ) -> Result<std::collections::HashSet<K>, IngestError> {
+        use futures::StreamExt;
+        let ctx = self.session(&[table]).await?;
+        let read = |e: deltalake::datafusion::error::DataFusionError| {
+            IngestError::LakeRead(format!("{}: {e}", table.name))
+        };
+        let mut stream = ctx
+            .sql(&format!("SELECT {column} FROM {}", table.name))
+            .await
+            .map_err(read)?
+            .execute_stream()
+            .await
+            .map_err(read)?;
+        let mut out = std::collections::HashSet::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(read)?;
+            let values =
+                arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+                    .map_err(|e| IngestError::LakeRead(format!("{}.{column}: {e}", table.name)))?;
+            let values = arrow::array::AsArray::as_string::<i32>(&values);
+            out.extend(values.iter().flatten().filter_map(&key));
+        }
+        Ok(out)
+    }
+
     /// A DataFusion session over the given tables as they were last read.
     pub async fn session(&self, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
         let ctx = SessionContext::new();

@@ -11,12 +11,11 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use chrono::Utc;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use schemas::cursor::MATRIKKEL_CHANGES;
 use schemas::property::{ADDRESS, ADDRESS_HISTORY};
 use schemas::register::{MATRIKKEL, Register};
-use schemas::tables::{DEAD_LETTER, Table};
+use schemas::tables::DEAD_LETTER;
 use schemas::topics::Topic;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,15 +75,10 @@ impl Source for Matrikkel {
                 ),
             });
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("regsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| IngestError::Config {
-                path: "source".into(),
-                reason: e.to_string(),
-            })?;
+        // The register's client settings (timeouts, agent); the file's URL is absolute.
+        let http = crate::http::Http::new(SOURCE, &pipeline.source, "")?;
         Ok(Box::new(AddressFile {
-            http,
+            http: http.client().clone(),
             file,
             idle: pipeline.source.request_timeout,
         }))
@@ -132,30 +126,6 @@ fn id_key(id: &str) -> u64 {
     })
 }
 
-/// The address ids a table holds.
-async fn ids(lake: &Lake, table: &'static Table) -> Result<HashSet<u64>, IngestError> {
-    let ctx = lake.session(&[table]).await?;
-    let read = |e: deltalake::datafusion::error::DataFusionError| {
-        IngestError::LakeRead(format!("{}: {e}", table.name))
-    };
-    let mut stream = ctx
-        .sql(&format!("SELECT address_id FROM {}", table.name))
-        .await
-        .map_err(read)?
-        .execute_stream()
-        .await
-        .map_err(read)?;
-    let mut out = HashSet::new();
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(read)?;
-        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(|e| IngestError::LakeRead(e.to_string()))?;
-        let column = arrow::array::AsArray::as_string::<i32>(&column);
-        out.extend(column.iter().flatten().map(id_key));
-    }
-    Ok(out)
-}
-
 /// A chunk of lines: each line's number and what it read.
 type Lines = Vec<(u64, Result<Address, TransformError>)>;
 
@@ -184,8 +154,11 @@ impl AddressFile {
         report: &mut Report,
     ) -> Result<bool, IngestError> {
         let started = Instant::now();
-        let in_current = ids(lake, &ADDRESS).await?;
-        let in_history = ids(lake, &ADDRESS_HISTORY).await?;
+        let key = |id: &str| Some(id_key(id));
+        let in_current = lake.column_keys(&ADDRESS, "address_id", key).await?;
+        let in_history = lake
+            .column_keys(&ADDRESS_HISTORY, "address_id", key)
+            .await?;
         if !in_current.is_empty() {
             info!(
                 addresses = in_current.len(),

@@ -63,6 +63,27 @@ impl Change {
     }
 }
 
+/// The tail every register's plan shares: its rejected records appended to `dead_letter`,
+/// and any other table refused as one the register does not write.
+pub fn dead_letters_or_refused(
+    register: &'static str,
+    table: &'static Table,
+    dead_letters: &[crate::model::DeadLetter],
+    now: DateTime<Utc>,
+) -> Result<Vec<Change>, TransformError> {
+    if std::ptr::eq(table, &*schemas::tables::DEAD_LETTER) {
+        Ok(vec![Change::Append(crate::encode::dead_letters(
+            dead_letters,
+            now,
+        )?)])
+    } else {
+        Err(TransformError::NotWritten {
+            register,
+            table: table.name,
+        })
+    }
+}
+
 /// A register's plan for a batch of its feed (or of its bulk extract): the changes of each of
 /// its tables. The worker writes each table in its own commit, in the register's order.
 pub trait Plan: Send + Sync {

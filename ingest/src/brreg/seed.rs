@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use futures::StreamExt;
 use schemas::register::Feed;
-use schemas::tables::{DEAD_LETTER, Table};
+use schemas::tables::DEAD_LETTER;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use transform::brreg::UnitKind;
@@ -56,30 +55,6 @@ pub async fn seeded_at(lake: &Lake, kind: UnitKind) -> Result<Option<DateTime<Ut
     Ok(earliest.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
 }
 
-/// The organisation numbers a table holds.
-async fn numbers(lake: &Lake, table: &'static Table) -> Result<HashSet<u32>, IngestError> {
-    let ctx = lake.session(&[table]).await?;
-    let read = |e: deltalake::datafusion::error::DataFusionError| {
-        IngestError::LakeRead(format!("{}: {e}", table.name))
-    };
-    let mut stream = ctx
-        .sql(&format!("SELECT organization_number FROM {}", table.name))
-        .await
-        .map_err(read)?
-        .execute_stream()
-        .await
-        .map_err(read)?;
-    let mut out = HashSet::new();
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(read)?;
-        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(|e| IngestError::LakeRead(e.to_string()))?;
-        let column = arrow::array::AsArray::as_string::<i32>(&column);
-        out.extend(column.iter().flatten().filter_map(number_key));
-    }
-    Ok(out)
-}
-
 /// Seeds a list's tables, unless its feed has a position already. Returns whether the list is
 /// seeded (not when `shutdown` came first).
 pub async fn seed_list(
@@ -98,8 +73,12 @@ pub async fn seed_list(
     let started = Instant::now();
     let earlier = seeded_at(lake, kind).await?;
     let mut seeded = Seeded {
-        current: numbers(lake, current).await?,
-        history: numbers(lake, history).await?,
+        current: lake
+            .column_keys(current, "organization_number", number_key)
+            .await?,
+        history: lake
+            .column_keys(history, "organization_number", number_key)
+            .await?,
         taken: HashSet::new(),
     };
     if earlier.is_some() {

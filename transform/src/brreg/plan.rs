@@ -31,8 +31,7 @@ use super::rows::{self, UnitVersion};
 use super::unit::{BusinessUnit, UnitKind, normalise};
 use super::updates::{ChangeType, Unplaced, Update};
 use crate::TransformError;
-use crate::change::{Change, Plan};
-use crate::encode;
+use crate::change::{Change, Plan, dead_letters_or_refused};
 use crate::freg::batch::replay;
 use crate::model::{DeadLetter, Outcome};
 
@@ -291,16 +290,8 @@ impl Plan for UnitPlan {
                 &self.updates,
                 now,
             )?)])
-        } else if std::ptr::eq(table, &*DEAD_LETTER) {
-            Ok(vec![Change::Append(encode::dead_letters(
-                &self.dead_letters,
-                now,
-            )?)])
         } else {
-            Err(TransformError::NotWritten {
-                register: "brreg",
-                table: table.name,
-            })
+            dead_letters_or_refused("brreg", table, &self.dead_letters, now)
         }
     }
 

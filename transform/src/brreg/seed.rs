@@ -10,15 +10,14 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use schemas::tables::{DEAD_LETTER, Table};
+use schemas::tables::Table;
 use serde_json::Value;
 
 use super::plan::list_tables;
 use super::rows::{self, UnitVersion};
 use super::unit::{BusinessUnit, UnitKind, normalise};
 use crate::TransformError;
-use crate::change::{Change, Plan};
-use crate::encode;
+use crate::change::{Change, Plan, dead_letters_or_refused};
 use crate::freg::batch::replay;
 use crate::model::DeadLetter;
 
@@ -150,16 +149,8 @@ impl Plan for SeedPlan {
                 &self.versions,
                 now,
             )?)])
-        } else if std::ptr::eq(table, &*DEAD_LETTER) {
-            Ok(vec![Change::Append(encode::dead_letters(
-                &self.dead_letters,
-                now,
-            )?)])
         } else {
-            Err(TransformError::NotWritten {
-                register: "brreg",
-                table: table.name,
-            })
+            dead_letters_or_refused("brreg", table, &self.dead_letters, now)
         }
     }
 

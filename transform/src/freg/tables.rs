@@ -2,11 +2,11 @@
 //! `person_history`, `person_event` and `dead_letter`.
 
 use chrono::{DateTime, Utc};
-use schemas::tables::{DEAD_LETTER, PERSON, PERSON_EVENT, PERSON_HISTORY, Table};
+use schemas::tables::{PERSON, PERSON_EVENT, PERSON_HISTORY, Table};
 
 use super::batch::Planned;
 use crate::TransformError;
-use crate::change::{Change, Plan};
+use crate::change::{Change, Plan, dead_letters_or_refused};
 use crate::encode;
 use crate::model::PersonVersion;
 
@@ -17,13 +17,6 @@ pub fn feed_tables() -> &'static [&'static Table] {
 
 fn is(table: &'static Table, other: &'static Table) -> bool {
     std::ptr::eq(table, other)
-}
-
-fn not_written(table: &'static Table) -> TransformError {
-    TransformError::NotWritten {
-        register: "freg",
-        table: table.name,
-    }
 }
 
 impl Planned {
@@ -48,13 +41,8 @@ impl Planned {
     ) -> Result<Vec<Change>, TransformError> {
         if is(table, &PERSON_EVENT) {
             Ok(vec![Change::Append(encode::events(&self.events, now)?)])
-        } else if is(table, &DEAD_LETTER) {
-            Ok(vec![Change::Append(encode::dead_letters(
-                &self.dead_letters,
-                now,
-            )?)])
         } else {
-            Err(not_written(table))
+            dead_letters_or_refused("freg", table, &self.dead_letters, now)
         }
     }
 

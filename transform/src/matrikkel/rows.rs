@@ -8,12 +8,12 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMic
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use schemas::property::{ADDRESS, ADDRESS_HISTORY};
-use schemas::tables::{DEAD_LETTER, Table};
+use schemas::tables::Table;
 
 use super::addresses::Address;
 use crate::TransformError;
-use crate::change::{Change, Plan};
-use crate::encode::{self, batch, micros};
+use crate::change::{Change, Plan, dead_letters_or_refused};
+use crate::encode::{batch, micros};
 use crate::model::DeadLetter;
 
 fn address_columns<'a>(rows: &[&'a Address]) -> Vec<ArrayRef> {
@@ -56,10 +56,10 @@ fn address_columns<'a>(rows: &[&'a Address]) -> Vec<ArrayRef> {
 
 /// Rows of `address`: each address with the change that produced it (0: the bulk file).
 pub fn addresses(
-    rows: &[(Address, i64)],
+    rows: &[(&Address, i64)],
     updated_at: DateTime<Utc>,
 ) -> Result<RecordBatch, TransformError> {
-    let list: Vec<&Address> = rows.iter().map(|(a, _)| a).collect();
+    let list: Vec<&Address> = rows.iter().map(|(a, _)| *a).collect();
     let mut columns = address_columns(&list);
     columns.push(Arc::new(
         rows.iter().map(|(_, id)| Some(*id)).collect::<Int64Array>(),
@@ -70,9 +70,9 @@ pub fn addresses(
 
 /// A version of an address.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AddressVersion {
+pub struct AddressVersion<'a> {
     /// The address's state.
-    pub address: Address,
+    pub address: &'a Address,
     /// The change that produced it (0: the bulk file).
     pub change_id: i64,
     /// From when.
@@ -83,10 +83,10 @@ pub struct AddressVersion {
 
 /// Rows of `address_history`.
 pub fn versions(
-    rows: &[AddressVersion],
+    rows: &[AddressVersion<'_>],
     recorded_at: DateTime<Utc>,
 ) -> Result<RecordBatch, TransformError> {
-    let list: Vec<&Address> = rows.iter().map(|v| &v.address).collect();
+    let list: Vec<&Address> = rows.iter().map(|v| v.address).collect();
     let mut columns = address_columns(&list);
     columns.push(Arc::new(
         rows.iter()
@@ -157,30 +157,22 @@ impl Plan for FilePlan {
         now: DateTime<Utc>,
     ) -> Result<Vec<Change>, TransformError> {
         if std::ptr::eq(table, &*ADDRESS) {
-            let rows: Vec<(Address, i64)> = self.current.iter().map(|a| (a.clone(), 0)).collect();
+            let rows: Vec<(&Address, i64)> = self.current.iter().map(|a| (a, 0)).collect();
             Ok(vec![Change::Append(addresses(&rows, now)?)])
         } else if std::ptr::eq(table, &*ADDRESS_HISTORY) {
             let rows: Vec<AddressVersion> = self
                 .versions
                 .iter()
-                .map(|a| AddressVersion {
-                    address: a.clone(),
+                .map(|address| AddressVersion {
+                    address,
                     change_id: 0,
                     valid_from: self.taken_at,
                     valid_to: None,
                 })
                 .collect();
             Ok(vec![Change::Append(versions(&rows, now)?)])
-        } else if std::ptr::eq(table, &*DEAD_LETTER) {
-            Ok(vec![Change::Append(encode::dead_letters(
-                &self.dead_letters,
-                now,
-            )?)])
         } else {
-            Err(TransformError::NotWritten {
-                register: "matrikkel",
-                table: table.name,
-            })
+            dead_letters_or_refused("matrikkel", table, &self.dead_letters, now)
         }
     }
 
