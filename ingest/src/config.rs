@@ -151,8 +151,13 @@ pub struct Source {
     /// default `/enhetsregisteret/api`).
     pub api_path: Option<String>,
     /// The property register's address file (`matrikkelenAdresse.csv`): an http(s) URL or a
-    /// local `.csv` path (required for `matrikkel`).
+    /// local `.csv` or `.zip` path (required for `matrikkel`).
     pub address_file: Option<String>,
+    /// The kommuner (four-digit kommunenumre) to keep, for registers that filter by kommune
+    /// (`matrikkel`: the address file, the change log's `kommunefilter` and the cadastral
+    /// units); empty: the whole country.
+    #[serde(default)]
+    pub kommuner: Vec<String>,
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -372,6 +377,16 @@ impl Pipeline {
             if path.as_ref().is_some_and(|p| !p.starts_with('/')) {
                 return Err(format!("source.{key}: must start with /"));
             }
+        }
+        if let Some(k) = self
+            .source
+            .kommuner
+            .iter()
+            .find(|k| k.len() != 4 || !k.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "source.kommuner: {k:?} is not a four-digit kommunenummer"
+            ));
         }
         let w = &self.worker;
         if w.batch_events == 0 || w.seed_batch_persons == 0 || w.fetch_concurrency == 0 {

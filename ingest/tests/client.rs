@@ -51,6 +51,7 @@ async fn serve(answers: Vec<(u16, Option<u64>, &'static str)>) -> (FregClient, A
         rights_package_path: Some("/api".into()),
         api_path: None,
         address_file: None,
+        kommuner: Vec::new(),
         request_timeout: Duration::from_secs(5),
         max_tries: 3,
         maskinporten: None,

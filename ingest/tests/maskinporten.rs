@@ -126,6 +126,7 @@ fn source(base: &str, key_file: &str) -> Source {
         rights_package_path: Some("/api".into()),
         api_path: None,
         address_file: None,
+        kommuner: Vec::new(),
         request_timeout: Duration::from_secs(5),
         max_tries: 2,
         maskinporten: Some(Maskinporten {

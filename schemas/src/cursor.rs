@@ -42,6 +42,9 @@ pub const LEASE_RENEWED: &str = "regsync.lease.renewed";
 pub const MATRIKKEL_CHANGES: &str = "regsync.matrikkel.endringer";
 /// The Kafka sink's position for addresses.
 pub const KAFKA_MATRIKKEL: &str = "regsync.kafka.matrikkel";
+/// When the property register's first seed attempt began (Unix seconds), on `address`: a seed
+/// that goes on after a stop follows the change log from before the earliest file it read.
+pub const MATRIKKEL_SEED_AT: &str = "regsync.matrikkel.seed.at";
 /// The property register's writer lease: holder, process, renewal time.
 pub const MATRIKKEL_LEASE_HOLDER: &str = "regsync.lease.matrikkel.holder";
 /// See [`MATRIKKEL_LEASE_HOLDER`].
@@ -91,6 +94,7 @@ pub const ALL: &[&str] = &[
     BRREG_LEASE_PROCESS,
     BRREG_LEASE_RENEWED,
     MATRIKKEL_CHANGES,
+    MATRIKKEL_SEED_AT,
     KAFKA_MATRIKKEL,
     MATRIKKEL_LEASE_HOLDER,
     MATRIKKEL_LEASE_PROCESS,

@@ -188,19 +188,49 @@ macro_rules! unit_changes {
 const UNIT_CHANGES_ENHETER: &str = unit_changes!("business_unit", "enhet");
 const UNIT_CHANGES_UNDERENHETER: &str = unit_changes!("business_subunit", "underenhet");
 
-/// The property register (Matrikkelen): its addresses, seeded from the address file. Its
-/// change log is one feed; this version does not follow it yet, nor publish addresses.
+/// The property register (Matrikkelen): its change log is one feed (change ids are one
+/// sequence across domain classes), writing addresses and cadastral units; addresses are
+/// published.
 pub static MATRIKKEL: LazyLock<Register> = LazyLock::new(|| Register {
     name: "matrikkel",
     feeds: vec![Feed {
         name: "endringer",
         position: cursor::MATRIKKEL_CHANGES,
         kafka: cursor::KAFKA_MATRIKKEL,
-        tables: vec![&property::ADDRESS, &property::ADDRESS_HISTORY, &DEAD_LETTER],
-        outlets: vec![],
-        next_position: "SELECT min(last_change_id) FROM address WHERE last_change_id > {from}",
+        tables: vec![
+            &property::ADDRESS,
+            &property::ADDRESS_HISTORY,
+            &property::CADASTRAL_UNIT,
+            &property::CADASTRAL_UNIT_HISTORY,
+            &property::PROPERTY_CHANGE,
+            &DEAD_LETTER,
+        ],
+        outlets: vec![Outlet {
+            topic: topics::MATRIKKEL_ADRESSE,
+            reads: vec![&property::ADDRESS, &property::PROPERTY_CHANGE],
+            select: ADDRESS_CHANGES,
+        }],
+        next_position: "SELECT min(change_id) FROM property_change \
+                        WHERE domain_class IN ('Vegadresse', 'Matrikkeladresse') AND change_id > {from}",
     }],
 });
+
+/// An address's messages for a slice of the change log: its state, from the change that wrote
+/// the current row, or a tombstone from the change that deleted it; `change_id` is the
+/// message's position. The first slice also carries every address as the address file seeded
+/// it and no change has changed since (position 0).
+const ADDRESS_CHANGES: &str = "SELECT * FROM (\
+    SELECT c.change_id AS change_id, c.object_id AS key, c.outcome AS outcome, \
+    c.occurred_at AS occurred_at, a.* \
+    FROM property_change c LEFT JOIN address a \
+    ON a.address_id = c.object_id AND a.last_change_id = c.change_id \
+    WHERE c.domain_class IN ('Vegadresse', 'Matrikkeladresse') \
+    AND c.change_id > {from} AND c.change_id <= {to} \
+    AND (a.address_id IS NOT NULL OR c.outcome = 'removed') \
+    UNION ALL \
+    SELECT CAST(0 AS BIGINT) AS change_id, s.address_id AS key, 'seeded' AS outcome, \
+    s.updated_at AS occurred_at, s.* FROM address s WHERE s.last_change_id = 0 AND {from} = 0\
+    ) ORDER BY change_id, key";
 
 /// Every register regsync follows.
 pub fn all() -> [&'static Register; 3] {

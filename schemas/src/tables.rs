@@ -207,7 +207,7 @@ pub static TABLES: LazyLock<[&'static Table; 4]> =
     LazyLock::new(|| [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT, &*DEAD_LETTER]);
 
 /// Every lake table, of every register.
-pub static ALL_TABLES: LazyLock<[&'static Table; 13]> = LazyLock::new(|| {
+pub static ALL_TABLES: LazyLock<[&'static Table; 16]> = LazyLock::new(|| {
     [
         &*PERSON,
         &*PERSON_HISTORY,
@@ -219,6 +219,9 @@ pub static ALL_TABLES: LazyLock<[&'static Table; 13]> = LazyLock::new(|| {
         &*crate::business::BUSINESS_UPDATE,
         &*crate::property::ADDRESS,
         &*crate::property::ADDRESS_HISTORY,
+        &*crate::property::CADASTRAL_UNIT,
+        &*crate::property::CADASTRAL_UNIT_HISTORY,
+        &*crate::property::PROPERTY_CHANGE,
         &*DEAD_LETTER,
         &*KAFKA_SINK,
         &*WRITER_LEASE,

@@ -64,11 +64,31 @@ pub const BRREG_UNDERENHET: Topic = Topic {
     source: BRREG_SOURCE,
 };
 
+/// Current state of an address (vegadresse, matrikkeladresse), keyed by the property
+/// register's address id; a tombstone when the register deleted it.
+pub const MATRIKKEL_ADRESSE: Topic = Topic {
+    name: "matrikkel.adresse.v1",
+    partitions: 6,
+    compacted: true,
+    schema: include_str!("../topics/matrikkel.adresse.v1.schema.json"),
+    event_type: "no.regsync.matrikkel.adresse.v1",
+    source: MATRIKKEL_SOURCE,
+};
+
 /// Every topic regsync writes.
-pub const TOPICS: [Topic; 4] = [FREG_PERSON, FREG_EVENT, BRREG_ENHET, BRREG_UNDERENHET];
+pub const TOPICS: [Topic; 5] = [
+    FREG_PERSON,
+    FREG_EVENT,
+    BRREG_ENHET,
+    BRREG_UNDERENHET,
+    MATRIKKEL_ADRESSE,
+];
 
 /// CloudEvents `ce_source` of population-register messages.
 pub const FREG_SOURCE: &str = "urn:regsync:freg";
 
 /// CloudEvents `ce_source` of business-register messages.
 pub const BRREG_SOURCE: &str = "urn:regsync:brreg";
+
+/// CloudEvents `ce_source` of property-register messages.
+pub const MATRIKKEL_SOURCE: &str = "urn:regsync:matrikkel";

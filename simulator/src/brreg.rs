@@ -114,6 +114,7 @@ pub struct Units {
     by_number: std::collections::HashMap<String, usize>,
     rng: SmallRng,
     next_number: [u64; 2],
+    latest: Option<usize>,
 }
 
 /// The next valid organisation number at or after `from` (first digit kept).
@@ -144,6 +145,7 @@ impl Units {
             by_number: std::collections::HashMap::new(),
             rng: SmallRng::seed_from_u64(seed ^ 0xB2E6),
             next_number: [91_000_000, 81_000_000],
+            latest: None,
         };
         for _ in 0..count {
             out.register(List::Enheter, world, now);
@@ -161,6 +163,13 @@ impl Units {
         }
     }
 
+    /// The unit of the newest update, if it is still served.
+    pub fn latest(&self) -> Option<&Unit> {
+        self.latest
+            .and_then(|i| self.units.get(i))
+            .filter(|u| !u.removed)
+    }
+
     /// A list's updates.
     pub fn list(&self, list: List) -> &[UpdateRecord] {
         match list {
@@ -170,6 +179,7 @@ impl Units {
     }
 
     fn record(&mut self, unit: usize, change: &'static str, at: DateTime<Utc>) {
+        self.latest = Some(unit);
         let list = self.units[unit].list;
         let updates = self.list_mut(list);
         let id = updates.last().map_or(FIRST_UPDATE_ID, |u| u.id + 1);

@@ -110,6 +110,8 @@ enum Register {
     Population,
     /// The business register: its spec's `InternalServerError`.
     Business,
+    /// The property register: a SOAP fault, as JSON.
+    Property,
 }
 
 /// The transport faults on the population register's routes, answered in its error bodies.
@@ -121,6 +123,16 @@ pub async fn middleware(State(s): State<Arc<Shared>>, req: Request, next: Next) 
 /// [`crate::brreg_http::BRREG_BASE`]), answered in its error bodies.
 pub async fn brreg_middleware(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     transport(&s, Register::Business, req, next).await
+}
+
+/// The transport faults on the property register's change log and bulk routes (under
+/// [`crate::matrikkel_http::MATRIKKEL_BASE`]), answered as SOAP faults in JSON.
+pub async fn matrikkel_middleware(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    transport(&s, Register::Property, req, next).await
 }
 
 /// A failed answer of `register` to a request for `path`: `status` with the register's error
@@ -135,6 +147,7 @@ fn failure(
     match register {
         Register::Population => error(status, code, message),
         Register::Business => brreg_http::problem(status, path, message),
+        Register::Property => crate::matrikkel_http::fault(status, message),
     }
 }
 

@@ -17,13 +17,16 @@
 //! - [`faults`]: transport and answer faults.
 //! - [`brreg`]: the business register: units at the population's addresses, two updates lists.
 //! - [`brreg_http`]: its routes under `/enhetsregisteret/api`.
-//! - [`matrikkel_http`]: the property register's address file, from the population's addresses.
+//! - [`matrikkel`]: the property register: addresses, cadastral units and their change log,
+//!   at the population's and the businesses' addresses.
+//! - [`matrikkel_http`]: its routes under `/matrikkel/v1` (a JSON mirror of the change log).
 
 pub mod brreg;
 pub mod brreg_http;
 pub mod events;
 pub mod faults;
 pub mod kommuner;
+pub mod matrikkel;
 pub mod matrikkel_http;
 pub mod names;
 pub mod options;
@@ -198,11 +201,33 @@ async fn produce(shared: Arc<Shared>, config: Config, shutdown: CancellationToke
             }
             let n = events::step(&mut world, &mut rng, chrono::Utc::now()).len();
             // The business register changes at the same pace.
-            shared
+            let now = chrono::Utc::now();
+            let mut units = shared
                 .brreg
                 .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            units.step(&world, now);
+            // So does the property register, once it is asked for: its own changes, and the
+            // addresses people moved to and businesses registered at.
+            if let Some(registry) = shared
+                .matrikkel
+                .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .step(&world, chrono::Utc::now());
+                .as_mut()
+            {
+                for event in &world.feed[world.feed.len().saturating_sub(n)..] {
+                    if let Some(r) = world
+                        .current(event.person)
+                        .and_then(|p| p.residence().cloned())
+                    {
+                        registry.observe(&r, now);
+                    }
+                }
+                if let Some(unit) = units.latest() {
+                    registry.observe(&unit.address, now);
+                }
+                registry.step(now);
+            }
             owed -= n.max(1) as f64;
         }
     }

@@ -54,6 +54,9 @@ pub struct Shared {
     pub world: RwLock<World>,
     /// The business register, its units at the population's addresses.
     pub brreg: RwLock<crate::brreg::Units>,
+    /// The property register, built the first time it is asked for.
+    pub matrikkel: RwLock<Option<crate::matrikkel::Registry>>,
+    seed: u64,
     jobs: Mutex<HashMap<String, Job>>,
     pub(crate) faults: Faults,
     retain_events: Option<u64>,
@@ -69,6 +72,8 @@ impl Shared {
         Arc::new(Self {
             brreg: RwLock::new(brreg),
             world: RwLock::new(world),
+            matrikkel: RwLock::new(None),
+            seed: config.seed,
             jobs: Mutex::new(HashMap::new()),
             faults: Faults::new(config.faults, config.seed),
             retain_events: config.retain_events,
@@ -82,6 +87,39 @@ impl Shared {
         self.brreg
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the property register, building it from the population's and the
+    /// business register's current addresses first if it is not built yet. Locks are taken in
+    /// the order the change producer takes them: world, business register, property register.
+    pub(crate) fn property<T>(&self, f: impl FnOnce(&crate::matrikkel::Registry) -> T) -> T {
+        {
+            let registry = self
+                .matrikkel
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(r) = registry.as_ref() {
+                return f(r);
+            }
+        }
+        let world = self.read();
+        let units = self.units();
+        let mut registry = self
+            .matrikkel
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let built = registry.get_or_insert_with(|| {
+            let persons = (0..world.population.cores.len() as u32)
+                .filter_map(|i| world.current(i).and_then(|p| p.residence().cloned()));
+            let firms = units
+                .units
+                .iter()
+                .filter(|u| !u.removed)
+                .map(|u| u.address.clone());
+            let all: Vec<crate::person::Residence> = persons.chain(firms).collect();
+            crate::matrikkel::Registry::new(self.seed, &all, chrono::Utc::now())
+        });
+        f(built)
     }
 
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, World> {
@@ -121,8 +159,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         shared.clone(),
         faults::brreg_middleware,
     ));
+    let matrikkel = crate::matrikkel_http::routes().layer(middleware::from_fn_with_state(
+        shared.clone(),
+        faults::matrikkel_middleware,
+    ));
     Router::new()
         .nest(BASE, api)
+        .nest(crate::matrikkel_http::MATRIKKEL_BASE, matrikkel)
         .nest(crate::brreg_http::BRREG_BASE, brreg)
         .route("/simulator/v1/kohort", get(truth_cohort))
         .route("/simulator/v1/personer", get(truth_persons))

@@ -15,6 +15,7 @@ macro_rules! say {
 pub mod broker;
 pub mod brreg;
 pub mod kafka;
+pub mod matrikkel;
 pub mod s3;
 
 use std::collections::HashMap;

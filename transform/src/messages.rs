@@ -238,6 +238,23 @@ pub fn unit_messages(topic: &Topic, batch: &RecordBatch) -> Result<Vec<Message>,
     })
 }
 
+/// An address's changes (a change joined with the address's current row, see
+/// `schemas::register::MATRIKKEL`) to change-topic messages keyed by address id: the address's
+/// state, or a tombstone for an address the register deleted. The register's address data is
+/// public: nothing is withheld.
+pub fn address_messages(
+    topic: &Topic,
+    batch: &RecordBatch,
+) -> Result<Vec<Message>, TransformError> {
+    to_messages(topic, batch, "key", "change_id", "occurred_at", |row| {
+        let removed = row.get("outcome").and_then(Value::as_str) == Some(Outcome::Removed.as_str());
+        for column in ["key", "change_id", "outcome", "occurred_at"] {
+            row.remove(column);
+        }
+        removed
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,8 @@ pub enum Outcome {
     DeadLettered,
     /// The entity left current state (a business unit the register removed).
     Removed,
+    /// Kept in the log only: a change of a kind of object regsync does not keep.
+    Ignored,
 }
 
 impl Outcome {
@@ -126,6 +128,7 @@ impl Outcome {
             Self::Applied => "applied",
             Self::DeadLettered => "dead_lettered",
             Self::Removed => "removed",
+            Self::Ignored => "ignored",
         }
     }
 }

@@ -87,6 +87,7 @@ enum Column {
     PostalCode,
     PostalPlace,
     Updated,
+    Taken,
 }
 
 /// Header names (compared without case) of each column.
@@ -111,6 +112,7 @@ const NAMES: &[(Column, &str)] = &[
     (Column::PostalCode, "postnummer"),
     (Column::PostalPlace, "poststed"),
     (Column::Updated, "oppdateringsdato"),
+    (Column::Taken, "datauttaksdato"),
 ];
 
 fn malformed(reason: String) -> TransformError {
@@ -140,6 +142,18 @@ impl Columns {
             )));
         }
         Ok(Self { index })
+    }
+
+    /// The line's `datauttaksdato` (when the file's data was taken, local time), if it has one
+    /// that reads.
+    pub fn taken(&self, record: &StringRecord) -> Option<NaiveDateTime> {
+        let v = self.get(record, Column::Taken)?;
+        NaiveDateTime::parse_from_str(v, "%d.%m.%Y %H:%M:%S").ok()
+    }
+
+    /// The line's `kommunenummer` as given.
+    pub fn kommune<'a>(&self, record: &'a StringRecord) -> Option<&'a str> {
+        self.get(record, Column::Kommune)
     }
 
     fn get<'a>(&self, record: &'a StringRecord, column: Column) -> Option<&'a str> {
