@@ -67,12 +67,13 @@ pub async fn run(lake: &str, persons: u32) -> Result<()> {
     let second = all(&options).await?;
     stop.cancel();
     println!(
-        "Synced {} persons and {} register changes, {} business units and {} of their updates, and {} addresses into {lake}.\n",
+        "Synced {} persons and {} register changes, {} business units and {} of their updates, and {} addresses and cadastral units and {} of their changes into {lake}.\n",
         first[0].seeded,
         first[0].events + second[0].events,
         first[1].seeded,
         first[1].events + second[1].events,
         first[2].seeded,
+        first[2].events + second[2].events,
     );
     let ctx = query::context::session(lake).await?;
     let batches = query::sql::query(&ctx, "SELECT municipality_number, count(*) AS residents FROM person WHERE status = 'bosatt' AND municipality_number IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5").await?;

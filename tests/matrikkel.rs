@@ -333,6 +333,17 @@ fn the_change_log_survives_faults_live_changes_and_sigkill_losing_and_repeating_
     );
     assert_addresses_match(&lake, &sim);
     assert_units_match(&lake, &sim);
+    // Every address stands on one of the register's cadastral units.
+    let on_units = sql(
+        &lake,
+        "SELECT count(DISTINCT address_id) AS placed, count(DISTINCT unit_id) AS units \
+         FROM cadastral_unit_addresses WHERE address_id IS NOT NULL",
+    );
+    let addresses = sql(&lake, "SELECT count(*) AS n FROM address");
+    assert_eq!(
+        on_units[0]["placed"], addresses[0]["n"],
+        "addresses on no cadastral unit"
+    );
     assert_topic_matches(&broker, &lake);
 }
 

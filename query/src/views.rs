@@ -107,6 +107,18 @@ pub const VIEWS: &[View] = &[
         ),
     },
     View {
+        name: "cadastral_unit_addresses",
+        description: "each cadastral unit (gnr/bnr/fnr) with the addresses on it; a unit without an address has one row with none",
+        reads: &["cadastral_unit", "address"],
+        sql: concat!(
+            "SELECT u.unit_id, u.municipality_number, u.gnr, u.bnr, u.fnr, u.snr, u.unit_type, ",
+            "u.farm_name, u.area, a.address_id, a.address_type, a.address_text, a.postal_code, ",
+            "a.postal_place FROM cadastral_unit u LEFT JOIN address a ",
+            "ON a.municipality_number = u.municipality_number AND a.gnr = u.gnr AND a.bnr = u.bnr ",
+            "AND coalesce(a.fnr, 0) = coalesce(u.fnr, 0) AND coalesce(u.snr, 0) = 0"
+        ),
+    },
+    View {
         name: "municipality_population",
         description: "unprotected residents per kommune and age band (age at the end of this year)",
         reads: &["address_residents", "person"],

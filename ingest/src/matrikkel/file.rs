@@ -443,6 +443,68 @@ mod tests {
         out
     }
 
+    /// Reads every chunk of a zip file at `path`.
+    async fn lines_of_zip(
+        path: PathBuf,
+    ) -> (Vec<Result<Lines, IngestError>>, Option<NaiveDateTime>) {
+        let (mut rx, thread) = read_lines(
+            Input::Zip {
+                path,
+                temporary: false,
+            },
+            "test.zip".into(),
+            vec!["5035".into()],
+        );
+        let mut out = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            out.push(chunk);
+        }
+        (out, thread.await.unwrap())
+    }
+
+    fn zip_of(path: &std::path::Path, entries: &[(&str, &str)]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, text) in entries {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_zipped_file_reads_its_address_csv_keeping_only_the_kommuner_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "lokalId;kommunenummer;adressenavn;nummer;datauttaksdato;adresseId\n\
+                    a1;5035;Torget;1;02.03.2026 04:00:00;101\n\
+                    a2;0301;Storgata;2;01.03.2026 04:00:00;102\n\
+                    a3;5035;Torget;3;01.03.2026 05:00:00;103\n";
+        let path = dir
+            .path()
+            .join("Basisdata_0000_Norge_4258_MatrikkelenAdresse_CSV.zip");
+        zip_of(
+            &path,
+            &[("readme.txt", "x"), ("matrikkelenAdresse.csv", text)],
+        );
+        let (chunks, taken) = lines_of_zip(path).await;
+        let ids: Vec<String> = chunks
+            .into_iter()
+            .flat_map(|c| c.unwrap())
+            .map(|(_, a)| a.unwrap().address_id)
+            .collect();
+        assert_eq!(ids, vec!["101", "103"], "only 5035's lines");
+        assert_eq!(
+            taken.map(|t| t.to_string()).as_deref(),
+            Some("2026-03-01 05:00:00"),
+            "the earliest datauttaksdato of the lines kept"
+        );
+        let other = dir.path().join("other.zip");
+        zip_of(&other, &[("a.txt", "x")]);
+        let (chunks, _) = lines_of_zip(other).await;
+        let e = chunks[0].as_ref().err().unwrap().to_string();
+        assert!(e.contains("no matrikkelenAdresse.csv"), "{e}");
+    }
+
     #[tokio::test]
     async fn a_cut_off_line_is_an_error_and_a_file_without_addresses_is_fatal() {
         let header = "lokalId;kommunenummer;adressenavn;nummer;adresseId\n";
