@@ -83,6 +83,29 @@ fn the_address_file_seeds_once_across_sigkills_and_places_every_resident() {
     );
     assert!(n > 1000, "{n} residents");
     assert_eq!(placed, n, "residents without the register's address");
+    // The population register names the property register's address id: residents are placed
+    // by it, and it is the address their street, number and letter name.
+    let by_id = sql(
+        &lake,
+        "SELECT count(*) AS n FROM resident_addresses r JOIN address a ON a.address_id = r.address_id \
+         WHERE r.matched_by = 'address_id' AND a.municipality_number = r.municipality_number \
+         AND regexp_replace(upper(concat(a.street_name, a.house_number, coalesce(a.house_letter, ''))), '[^A-Z0-9ÆØÅ]', '', 'g') = r.address_key",
+    );
+    assert_eq!(
+        by_id[0]["n"].as_i64(),
+        Some(n),
+        "residents placed by address id"
+    );
+    // Households are per dwelling: an address with several has several households.
+    let split = sql(
+        &lake,
+        "SELECT count(*) AS n FROM (SELECT municipality_number, address_key FROM households \
+         GROUP BY 1, 2 HAVING count(DISTINCT dwelling_unit) > 1)",
+    );
+    assert!(
+        split[0]["n"].as_i64().unwrap() > 0,
+        "no address with more than one dwelling's household"
+    );
 }
 
 /// An address's state as compared: kommune, street, number, letter, postcode, postal place,

@@ -183,6 +183,35 @@ impl Lake {
         Ok(out)
     }
 
+    /// The earliest value of a timestamp column (`None`: no rows).
+    pub async fn earliest(
+        &self,
+        table: &'static Table,
+        column: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, IngestError> {
+        let ctx = self.session(&[table]).await?;
+        let read = |e: deltalake::datafusion::error::DataFusionError| {
+            IngestError::LakeRead(format!("{}: {e}", table.name))
+        };
+        let batches = ctx
+            .sql(&format!(
+                "SELECT CAST(min({column}) AS BIGINT) AS t FROM {}",
+                table.name
+            ))
+            .await
+            .map_err(read)?
+            .collect()
+            .await
+            .map_err(read)?;
+        let value = batches.first().and_then(|b| {
+            let c = b.column(0);
+            arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::Int64Type>(c)
+                .filter(|a| !a.is_empty() && arrow::array::Array::is_valid(*a, 0))
+                .map(|a| a.value(0))
+        });
+        Ok(value.and_then(chrono::DateTime::from_timestamp_micros))
+    }
+
     /// A DataFusion session over the given tables as they were last read.
     pub async fn session(&self, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
         let ctx = SessionContext::new();

@@ -3,10 +3,13 @@
 //! The Kafka sink's log of published slices (`kafka_sink`) holds a record only; what matters in
 //! it is each register's position, in its commits. Its columns changed when the sink became
 //! one for every register, so an old `kafka_sink` is rewritten empty with the new columns in
-//! one commit that keeps every position. Any other table whose columns differ stops the start
-//! with what differs, instead of failing on its first write.
+//! one commit that keeps every position. A table that lacks only columns this version added at
+//! its end (nullable ones) gains them, in one metadata commit: existing rows read them as null.
+//! Any other table whose columns differ stops the start with what differs, instead of failing on
+//! its first write.
 
 use arrow::array::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -41,6 +44,10 @@ pub async fn columns_checked(
     if stored == expected {
         return Ok(delta);
     }
+    let added = &table.schema.fields()[stored.len().min(expected.len())..];
+    if expected.starts_with(&stored) && added.iter().all(|f| f.is_nullable()) {
+        return add_columns(table, delta, url, added).await;
+    }
     if !std::ptr::eq(table, &*KAFKA_SINK) {
         return Err(err(DeltaTableError::Generic(format!(
             "the table has the columns [{}], this version of regsync writes [{}]: it was written by another version",
@@ -72,4 +79,30 @@ pub async fn columns_checked(
         .with_commit_properties(commit.properties())
         .await;
     commit.settle(outcome, &delta).await
+}
+
+/// Adds `added` (nullable columns at the end of the table's schema) to an earlier version's
+/// table.
+async fn add_columns(
+    table: &'static Table,
+    delta: DeltaTable,
+    url: &Url,
+    added: &[arrow::datatypes::FieldRef],
+) -> Result<DeltaTable, IngestError> {
+    let err = lake_error(table, url);
+    let schema = arrow::datatypes::Schema::new(added.to_vec());
+    let kernel: deltalake::kernel::StructType = (&schema)
+        .try_into_kernel()
+        .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+    let names: Vec<&str> = added.iter().map(|f| f.name().as_str()).collect();
+    warn!(
+        table = table.name,
+        columns = %names.join(", "),
+        "the table is an earlier version's: adding this version's new columns"
+    );
+    delta
+        .add_columns()
+        .with_fields(kernel.fields().cloned().collect::<Vec<_>>())
+        .await
+        .map_err(err)
 }

@@ -491,3 +491,87 @@ async fn an_earlier_versions_kafka_sink_is_migrated_keeping_its_position() {
         "{err}"
     );
 }
+
+/// An earlier version's `person` (without the columns this version added at its end) gains them
+/// at the open, keeping its rows (null in the new columns) and its position; rows with them are
+/// written after.
+#[tokio::test]
+async fn an_earlier_versions_person_table_gains_the_new_columns_keeping_rows_and_position() {
+    use arrow::datatypes::Schema;
+    use deltalake::DeltaTable;
+    use deltalake::kernel::StructType;
+    use deltalake::kernel::Transaction;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+    use deltalake::kernel::transaction::CommitProperties;
+    use schemas::cursor::FREG_FEED;
+    use schemas::tables::{PERSON, person_address_link_fields};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let location = url.join("person/").unwrap();
+    std::fs::create_dir_all(location.path()).unwrap();
+    let added = person_address_link_fields().len();
+    let fields = PERSON.schema.fields();
+    let old = Schema::new(fields[..fields.len() - added].to_vec());
+    let kernel: StructType = (&old).try_into_kernel().unwrap();
+    let table = DeltaTable::try_from_url(location)
+        .await
+        .unwrap()
+        .create()
+        .with_columns(kernel.fields().cloned())
+        .with_partition_columns(["birth_year"])
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_application_transactions(vec![Transaction::new(FREG_FEED, 7)]),
+        )
+        .await
+        .unwrap();
+    // One row written by the earlier version.
+    let now = chrono::Utc::now();
+    let mut person = transform::model::Person {
+        person_id: "01010000001".into(),
+        birth_year: 2000,
+        address_protection: "ugradert".into(),
+        ..transform::model::Person::default()
+    };
+    let full = transform::encode::persons(&[(person.clone(), 7)], now).unwrap();
+    let old_row = full
+        .project(&(0..fields.len() - added).collect::<Vec<_>>())
+        .unwrap();
+    let old_row = arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(old.clone()),
+        old_row.columns().to_vec(),
+    )
+    .unwrap();
+    table.write(vec![old_row]).await.unwrap();
+
+    let mut lake = Lake::open(&url).await.unwrap();
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(7));
+    person.person_id = "01010000002".into();
+    person.address.matrikkel_address_id = Some("123456789012345".into());
+    person.address.dwelling_unit = Some("H0101".into());
+    let rows = transform::encode::persons(&[(person, 8)], now).unwrap();
+    lake.append(&PERSON, Some(rows), &[(FREG_FEED, 8)])
+        .await
+        .unwrap();
+    let ctx = lake.session(&[&PERSON]).await.unwrap();
+    let got = ctx
+        .sql("SELECT person_id, matrikkel_address_id, dwelling_unit FROM person ORDER BY person_id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&got)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("01010000001 |                      |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("123456789012345") && text.contains("H0101"),
+        "{text}"
+    );
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(8));
+}

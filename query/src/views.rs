@@ -3,7 +3,9 @@
 //!
 //! An address is matched across registers by kommune and a key of its street, number and
 //! letter without spaces or punctuation, in capitals (`Torget 1 B` and `TORGET 1B` are one
-//! address): the population register gives the parts, the business register the lines. A
+//! address): the population register gives the parts, the business register the lines. Where
+//! the population register names the property register's address id
+//! (`adresseIdentifikatorFraMatrikkelen`), residents are placed by it. A
 //! resident appears only if unprotected (`ugradert`): a protected person is not counted, listed
 //! or placed anywhere in these views.
 
@@ -44,7 +46,8 @@ pub const VIEWS: &[View] = &[
         sql: concat!(
             "SELECT municipality_number, street_name, house_number, house_letter, postal_code, postal_place, ",
             key!("concat(street_name, house_number, coalesce(house_letter, ''))"),
-            " AS address_key, person_id, given_name, family_name, birth_date ",
+            " AS address_key, street_code, matrikkel_address_id, dwelling_unit, ",
+            "person_id, given_name, family_name, birth_date ",
             "FROM person WHERE status = 'bosatt' AND address_protection = 'ugradert' ",
             "AND municipality_number IS NOT NULL AND street_name IS NOT NULL"
         ),
@@ -67,13 +70,13 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "households",
-        description: "unprotected residents sharing an address: how many, the eldest's and youngest's birth dates",
+        description: "unprotected residents sharing an address and a dwelling (bruksenhet): how many, the eldest's and youngest's birth dates",
         reads: &["address_residents"],
         sql: concat!(
-            "SELECT municipality_number, address_key, min(street_name) AS street_name, ",
+            "SELECT municipality_number, address_key, dwelling_unit, min(street_name) AS street_name, ",
             "min(house_number) AS house_number, min(house_letter) AS house_letter, ",
             "count(*) AS residents, min(birth_date) AS eldest_birth_date, max(birth_date) AS youngest_birth_date ",
-            "FROM address_residents GROUP BY municipality_number, address_key"
+            "FROM address_residents GROUP BY municipality_number, address_key, dwelling_unit"
         ),
     },
     View {
@@ -94,16 +97,23 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "resident_addresses",
-        description: "unprotected residents with the property register's address they live at (id, cadastre numbers, coordinates)",
+        description: "unprotected residents with the property register's address they live at (id, cadastre numbers, coordinates): by the address id the population register gives, else by street, number and letter",
         reads: &["address_residents", "address"],
         sql: concat!(
-            "SELECT r.person_id, r.municipality_number, r.address_key, a.address_id, a.gnr, a.bnr, ",
-            "a.fnr, a.snr, a.epsg, a.north, a.east FROM address_residents r LEFT JOIN (",
-            "SELECT address_id, municipality_number, ",
+            "SELECT r.person_id, r.municipality_number, r.address_key, r.dwelling_unit, ",
+            "coalesce(i.address_id, k.address_id) AS address_id, ",
+            "CASE WHEN i.address_id IS NOT NULL THEN 'address_id' WHEN k.address_id IS NOT NULL THEN 'street' END AS matched_by, ",
+            "coalesce(i.gnr, k.gnr) AS gnr, coalesce(i.bnr, k.bnr) AS bnr, coalesce(i.fnr, k.fnr) AS fnr, ",
+            "coalesce(i.snr, k.snr) AS snr, coalesce(i.epsg, k.epsg) AS epsg, ",
+            "coalesce(i.north, k.north) AS north, coalesce(i.east, k.east) AS east ",
+            "FROM address_residents r ",
+            "LEFT JOIN address i ON i.address_id = r.matrikkel_address_id ",
+            "LEFT JOIN (SELECT address_id, municipality_number, ",
             key!("concat(street_name, house_number, coalesce(house_letter, ''))"),
             " AS address_key, gnr, bnr, fnr, snr, epsg, north, east FROM address ",
-            "WHERE street_name IS NOT NULL) a ",
-            "ON r.municipality_number = a.municipality_number AND r.address_key = a.address_key"
+            "WHERE street_name IS NOT NULL) k ",
+            "ON i.address_id IS NULL AND r.municipality_number = k.municipality_number ",
+            "AND r.address_key = k.address_key"
         ),
     },
     View {

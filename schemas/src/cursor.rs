@@ -45,6 +45,12 @@ pub const KAFKA_MATRIKKEL: &str = "regsync.kafka.matrikkel";
 /// When the property register's first seed attempt began (Unix seconds), on `address`: a seed
 /// that goes on after a stop follows the change log from before the earliest file it read.
 pub const MATRIKKEL_SEED_AT: &str = "regsync.matrikkel.seed.at";
+/// When the property register's seed finished (Unix microseconds), on `address`: no change is
+/// dated before it in the history tables, whose seeded versions start then.
+pub const MATRIKKEL_SEEDED_AT: &str = "regsync.matrikkel.seeded.at";
+/// The property register's kommune filter the lake was seeded with (a hash; 0: none), on
+/// `address`: a lake seeded for some kommuner is not followed for others.
+pub const MATRIKKEL_KOMMUNER: &str = "regsync.matrikkel.kommuner";
 /// The property register's writer lease: holder, process, renewal time.
 pub const MATRIKKEL_LEASE_HOLDER: &str = "regsync.lease.matrikkel.holder";
 /// See [`MATRIKKEL_LEASE_HOLDER`].
@@ -95,6 +101,8 @@ pub const ALL: &[&str] = &[
     BRREG_LEASE_RENEWED,
     MATRIKKEL_CHANGES,
     MATRIKKEL_SEED_AT,
+    MATRIKKEL_SEEDED_AT,
+    MATRIKKEL_KOMMUNER,
     KAFKA_MATRIKKEL,
     MATRIKKEL_LEASE_HOLDER,
     MATRIKKEL_LEASE_PROCESS,

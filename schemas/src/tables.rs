@@ -101,11 +101,24 @@ fn person_state_fields() -> Vec<Field> {
     ]
 }
 
+/// The residence's link to the property register, added after the first version (so at the
+/// end of the columns, where an existing lake's tables gain them): `street_code` (adressekode),
+/// `matrikkel_address_id` (adresseIdentifikatorFraMatrikkelen) and `dwelling_unit`
+/// (bruksenhetsnummer). Address columns: withheld as the others are.
+pub fn person_address_link_fields() -> Vec<Field> {
+    vec![
+        Field::new("street_code", DataType::Int64, true),
+        text("matrikkel_address_id"),
+        text("dwelling_unit"),
+    ]
+}
+
 /// `person`: current state, one row per person.
 pub static PERSON: LazyLock<Table> = LazyLock::new(|| {
     let mut fields = person_state_fields();
     fields.push(Field::new("last_sequence", DataType::Int64, false));
     fields.push(Field::new("updated_at", ts(), false));
+    fields.extend(person_address_link_fields());
     Table {
         name: "person",
         description: "current state of every person, one row per person",
@@ -126,6 +139,7 @@ pub static PERSON_HISTORY: LazyLock<Table> = LazyLock::new(|| {
     fields.push(Field::new("valid_from", ts(), false));
     fields.push(Field::new("valid_to", ts(), true));
     fields.push(Field::new("recorded_at", ts(), false));
+    fields.extend(person_address_link_fields());
     Table {
         name: "person_history",
         description: "every version of every person, valid from valid_from until valid_to (null: current)",
@@ -237,6 +251,9 @@ pub const ADDRESS_COLUMNS: &[&str] = &[
     "postal_code",
     "postal_place",
     "moved_in_date",
+    "street_code",
+    "matrikkel_address_id",
+    "dwelling_unit",
 ];
 
 /// The protection levels, as written in the `address_protection` column.

@@ -38,6 +38,41 @@ pub fn stable(text: &str) -> u64 {
     })
 }
 
+/// The hash of an address's identity; `generation` tells apart an address the register made
+/// anew at an identity it had before (0: the first).
+fn key_hash(key: &Key, generation: u64) -> u64 {
+    stable(&format!(
+        "{}|{:?}|{}|{:?}|{generation}",
+        key.0, key.1, key.2, key.3
+    ))
+}
+
+/// The register's id of the address at `key` (its first one): what the population register's
+/// documents give as `adresseIdentifikatorFraMatrikkelen`.
+pub fn address_id(key: &Key) -> u64 {
+    id_of(key_hash(key, 0))
+}
+
+/// Fifteen digits of the hash: no two of a national register's 2.6 million addresses share one
+/// (the register's own ids are numbers too).
+fn id_of(h: u64) -> u64 {
+    100_000_000_000_000 + h % 900_000_000_000_000
+}
+
+/// The cadastral unit (gårdsnummer, bruksnummer) the address at `key` stands on.
+pub fn cadastre(key: &Key) -> (i64, i64) {
+    let h = key_hash(key, 0);
+    match &key.1 {
+        Some(_) => ((1 + h % 300) as i64, (1 + (h >> 8) % 50) as i64),
+        None => (i64::from(key.2), (1 + (h >> 8) % 50) as i64),
+    }
+}
+
+/// A street's code within its kommune (`adressekode`).
+pub fn street_code(kommune: &str, street: &str) -> u64 {
+    1000 + stable(&format!("{kommune}|{street}")) % 9000
+}
+
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -124,9 +159,7 @@ impl Address {
     /// The street's code within the kommune (`adressekode`); none for a matrikkeladresse.
     pub fn street_code(&self) -> Option<u64> {
         let (kommune, street, _, _) = &self.key;
-        street
-            .as_ref()
-            .map(|s| 1000 + stable(&format!("{kommune}|{s}")) % 9000)
+        street.as_ref().map(|s| street_code(kommune, s))
     }
 
     /// The cadastral unit it stands on (`festenummer` and `seksjonsnummer` 0).
@@ -319,22 +352,10 @@ impl Registry {
         if let Some(id) = self.by_key.get(&key) {
             return *id;
         }
-        let h = stable(&format!(
-            "{}|{:?}|{}|{:?}|{}",
-            key.0,
-            key.1,
-            key.2,
-            key.3,
-            if orphan { self.next_orphan } else { 0 }
-        ));
-        // Fifteen digits of the hash: no two of a national register's 2.6 million addresses
-        // share one (the register's own ids are numbers too).
-        let id = 100_000_000_000_000 + h % 900_000_000_000_000;
+        let h = key_hash(&key, if orphan { self.next_orphan } else { 0 });
+        let id = id_of(h);
         let round = |x: f64| (x * 1e6).round() / 1e6;
-        let (gnr, bnr) = match &key.1 {
-            Some(_) => ((1 + h % 300) as i64, (1 + (h >> 8) % 50) as i64),
-            None => (i64::from(key.2), (1 + (h >> 8) % 50) as i64),
-        };
+        let (gnr, bnr) = cadastre(&key);
         let address = Address {
             id,
             key: key.clone(),

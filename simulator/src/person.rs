@@ -296,8 +296,29 @@ impl PersonState {
     }
 }
 
+impl Residence {
+    /// Its identity in the property register.
+    pub fn key(&self) -> crate::matrikkel::Key {
+        (
+            self.kommune.clone(),
+            self.street.clone(),
+            self.number,
+            self.letter,
+        )
+    }
+
+    /// The dwelling (`bruksenhetsnummer`, `H0101` to `H0404`): the same for everyone who moved in
+    /// together (a household shares its residence), most often another for those who did not.
+    pub fn dwelling(&self) -> String {
+        let h = crate::matrikkel::stable(&format!("{:?}|{}", self.key(), self.from.timestamp()));
+        format!("H0{}0{}", 1 + h % 4, 1 + (h >> 4) % 4)
+    }
+}
+
 fn residence_json(r: &Residence, mut meta: Value) -> Value {
     let poststed = json!({ "poststedsnavn": r.place, "postnummer": r.postcode });
+    let key = r.key();
+    let id = crate::matrikkel::address_id(&key).to_string();
     let address = match &r.street {
         Some(street) => {
             let mut number = json!({ "husnummer": r.number.to_string() });
@@ -305,20 +326,26 @@ fn residence_json(r: &Residence, mut meta: Value) -> Value {
                 number["husbokstav"] = json!(l.to_string());
             }
             json!({ "vegadresse": {
-                "kommunenummer": r.kommune, "bruksenhetsnummer": "H0101", "bruksenhetstype": "bolig",
-                "adressenavn": street, "adressenummer": number, "adressekode": "1001", "poststed": poststed,
+                "kommunenummer": r.kommune, "bruksenhetsnummer": r.dwelling(), "bruksenhetstype": "bolig",
+                "adressenavn": street, "adressenummer": number,
+                "adressekode": crate::matrikkel::street_code(&r.kommune, street).to_string(),
+                "poststed": poststed,
             }})
         }
-        None => json!({ "matrikkeladresse": {
-            "matrikkelnummer": { "kommunenummer": r.kommune, "gaardsnummer": r.number, "bruksnummer": 1 },
-            "bruksenhetsnummer": "H0101", "poststed": poststed,
-        }}),
+        None => {
+            let (gnr, bnr) = crate::matrikkel::cadastre(&key);
+            json!({ "matrikkeladresse": {
+                "matrikkelnummer": { "kommunenummer": r.kommune, "gaardsnummer": gnr, "bruksnummer": bnr },
+                "bruksenhetsnummer": r.dwelling(), "poststed": poststed,
+            }})
+        }
     };
     let m = meta.as_object_mut().expect("meta is an object");
     if let Value::Object(a) = address {
         m.extend(a);
     }
     m.insert("adressegradering".into(), json!("ugradert"));
+    m.insert("adresseIdentifikatorFraMatrikkelen".into(), json!(id));
     m.insert("flyttedato".into(), json!(r.from.date_naive().to_string()));
     if let Some(to) = r.to {
         m.insert("opphoerstidspunkt".into(), json!(to.to_rfc3339()));

@@ -96,6 +96,24 @@ pub(crate) fn batch(
     })
 }
 
+/// The residence's link to the property register ([`schemas::tables::person_address_link_fields`]).
+fn address_link_columns(people: &[&Person]) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(
+            people
+                .iter()
+                .map(|p| p.address.street_code)
+                .collect::<Int64Array>(),
+        ),
+        texts(
+            people
+                .iter()
+                .map(|p| p.address.matrikkel_address_id.as_deref()),
+        ),
+        texts(people.iter().map(|p| p.address.dwelling_unit.as_deref())),
+    ]
+}
+
 /// Rows of `person`: each person's state with the sequence that produced it.
 pub fn persons(
     rows: &[(Person, i64)],
@@ -107,6 +125,7 @@ pub fn persons(
         rows.iter().map(|(_, s)| Some(*s)).collect::<Int64Array>(),
     ));
     columns.push(micros(rows.iter().map(|_| Some(updated_at))));
+    columns.extend(address_link_columns(&people));
     batch(&PERSON, columns)
 }
 
@@ -125,6 +144,7 @@ pub fn history(
     columns.push(micros(rows.iter().map(|v| Some(v.valid_from))));
     columns.push(micros(rows.iter().map(|v| v.valid_to)));
     columns.push(micros(rows.iter().map(|_| Some(recorded_at))));
+    columns.extend(address_link_columns(&people));
     batch(&PERSON_HISTORY, columns)
 }
 

@@ -67,6 +67,12 @@ pub struct Address {
     pub postal_place: Option<String>,
     /// Date moved in.
     pub moved_in_date: Option<NaiveDate>,
+    /// `adressekode`: the street's code within the kommune (the property register's too).
+    pub street_code: Option<i64>,
+    /// `adresseIdentifikatorFraMatrikkelen`: the property register's address id.
+    pub matrikkel_address_id: Option<String>,
+    /// `bruksenhetsnummer`: the dwelling (flat) at the address (`H0101`).
+    pub dwelling_unit: Option<String>,
 }
 
 impl Person {

@@ -357,6 +357,12 @@ fn read_csv(
             return None;
         }
     };
+    if !columns.has_address_id() {
+        warn!(
+            file = shown,
+            "the address file has no adresseId column (the 2019 column set): its addresses are keyed by lokalId, which the change log does not name, so changes to them are not matched"
+        );
+    }
     let mut taken: Option<NaiveDateTime> = None;
     let mut chunk: Lines = Vec::with_capacity(PARSE_CHUNK);
     let mut record = csv::StringRecord::new();

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use schemas::register::Feed;
 use tracing::{info, warn};
 use transform::change::Plan;
-use transform::matrikkel::plan::{ChangePlan, plan};
+use transform::matrikkel::plan::{ChangePlan, Scope, plan};
 
 use super::client::{MatrikkelClient, SOURCE};
 use crate::IngestError;
@@ -21,13 +21,15 @@ use crate::worker::Report;
 /// The most changes the register gives in one page.
 pub const MAX_PAGE: usize = 10_000;
 
-/// Reads one page after the lake's position and commits it. Returns whether the log was read
-/// to its end (`alleEndringerFunnet`): caught up as of the request.
+/// Reads one page after the lake's position and commits it, dating no change before
+/// `not_before` (the end of the seed). Returns whether the log was read to its end
+/// (`alleEndringerFunnet`): caught up as of the request.
 pub async fn step(
     client: &MatrikkelClient,
     lake: &mut Lake,
     pipeline: &Pipeline,
     feed: &Feed,
+    not_before: DateTime<Utc>,
     report: &mut Report,
 ) -> Result<bool, IngestError> {
     let mut positions: HashMap<&'static str, i64> = HashMap::new();
@@ -48,23 +50,36 @@ pub async fn step(
     let page = client.changes(low, size).await?;
     // The cursor; never behind a change the page returned (a register that said less would
     // have the same changes asked for again and again).
-    let last = page
-        .changes
-        .iter()
-        .map(|c| c.id)
-        .chain([page.last_processed])
-        .max()
-        .unwrap_or(low);
+    let newest = page.changes.iter().map(|c| c.id).max().unwrap_or(low);
+    let last = newest.max(page.last_processed);
     if last <= low {
-        if !page.changes.is_empty() || !page.all_found {
-            warn!(
-                position = low,
-                cursor = page.last_processed,
-                changes = page.changes.len(),
-                "the register's cursor did not move past the lake's position"
-            );
+        if page.all_found {
+            return Ok(true);
         }
-        return Ok(true);
+        // Nothing after the position, yet not all found: a register that is behind itself.
+        // Not caught up; asked again after a pause.
+        warn!(
+            position = low,
+            cursor = page.last_processed,
+            changes = page.changes.len(),
+            "the register's cursor did not move past the lake's position, and it says there is more"
+        );
+        tokio::time::sleep(pipeline.worker.poll_interval).await;
+        return Ok(false);
+    }
+    if last > newest {
+        // Passing over changes a filter left out is the register's to say, but never past its
+        // own head: a cursor beyond it would skip every change still to come.
+        let head = client.head().await?;
+        if last > head {
+            return Err(IngestError::Feed {
+                source_name: SOURCE,
+                sequence: low,
+                reason: format!(
+                    "the register's cursor sisteEndringIdProsessert={last} is past its newest change {head}"
+                ),
+            });
+        }
     }
     let now = Utc::now();
     let mut plans: HashMap<i64, ChangePlan> = HashMap::new();
@@ -75,7 +90,12 @@ pub async fn step(
             continue;
         }
         let mut planned = plans.remove(&after).unwrap_or_else(|| {
-            let mut p = plan(&page, after, now);
+            let scope = Scope {
+                after,
+                not_before,
+                kommuner: &pipeline.source.kommuner,
+            };
+            let mut p = plan(&page, scope, now);
             if after != low {
                 // Entries without an id were recorded by the table at the lowest position.
                 p.dead_letters

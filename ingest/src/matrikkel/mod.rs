@@ -23,8 +23,10 @@ pub mod units;
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
-use schemas::cursor::{MATRIKKEL_CHANGES, MATRIKKEL_SEED_AT};
-use schemas::property::ADDRESS;
+use schemas::cursor::{
+    MATRIKKEL_CHANGES, MATRIKKEL_KOMMUNER, MATRIKKEL_SEED_AT, MATRIKKEL_SEEDED_AT,
+};
+use schemas::property::{ADDRESS, CADASTRAL_UNIT};
 use schemas::register::{MATRIKKEL, Register};
 use schemas::topics::Topic;
 use tokio_util::sync::CancellationToken;
@@ -96,17 +98,29 @@ impl Connected for Property {
         report: &'a mut Report,
     ) -> BoxFuture<'a, Result<(), IngestError>> {
         Box::pin(async move {
-            if lake.position(&ADDRESS, MATRIKKEL_CHANGES).await?.is_none()
+            let address = lake.position(&ADDRESS, MATRIKKEL_CHANGES).await?;
+            self.same_kommuner(lake, pipeline, address.is_some())
+                .await?;
+            // Seeded when every table has its position (`address` last); a lake an earlier
+            // version seeded has addresses only, and gets the rest.
+            let units = lake.position(&CADASTRAL_UNIT, MATRIKKEL_CHANGES).await?;
+            if (address.is_none() || units.is_none())
                 && !self.seed(lake, pipeline, shutdown, report).await?
             {
                 return Ok(());
             }
+            let seeded_at = lake
+                .position(&ADDRESS, MATRIKKEL_SEEDED_AT)
+                .await?
+                .and_then(DateTime::from_timestamp_micros)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             let feed = &MATRIKKEL.feeds[0];
             loop {
                 if shutdown.is_cancelled() {
                     return Ok(());
                 }
-                let at_end = follow::step(&self.client, lake, pipeline, feed, report).await?;
+                let at_end =
+                    follow::step(&self.client, lake, pipeline, feed, seeded_at, report).await?;
                 crate::follow::maintain_between_commits(lake, pipeline, &MATRIKKEL).await?;
                 if at_end {
                     if options.until_caught_up {
@@ -122,7 +136,50 @@ impl Connected for Property {
     }
 }
 
+/// A number for a kommune filter (0: none), to tell whether a lake was seeded with it.
+fn filter_key(kommuner: &[String]) -> i64 {
+    if kommuner.is_empty() {
+        return 0;
+    }
+    let mut sorted: Vec<&str> = kommuner.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let h = file::id_key(&sorted.join(","));
+    // Positive and never 0.
+    i64::try_from(h >> 1).unwrap_or(i64::MAX).max(1)
+}
+
 impl Property {
+    /// A lake seeded for some kommuner is followed for those only: another filter would leave
+    /// kommuner unseeded or frozen. The filter is recorded with the first seed; a lake an earlier
+    /// version seeded (the whole country) counts as unfiltered.
+    async fn same_kommuner(
+        &self,
+        lake: &mut Lake,
+        pipeline: &Pipeline,
+        seeded: bool,
+    ) -> Result<(), IngestError> {
+        let want = filter_key(&pipeline.source.kommuner);
+        let recorded = lake.position(&ADDRESS, MATRIKKEL_KOMMUNER).await?;
+        match recorded.or(seeded.then_some(0)) {
+            Some(had) if had != want => Err(IngestError::Config {
+                path: "source.kommuner".into(),
+                reason: format!(
+                    "the lake at {} was seeded with another kommune filter ({}); seed a new lake for {:?}",
+                    lake.url(),
+                    if had == 0 {
+                        "none: the whole country".to_owned()
+                    } else {
+                        "other kommuner".to_owned()
+                    },
+                    pipeline.source.kommuner
+                ),
+            }),
+            Some(_) => Ok(()),
+            None => lake.mark(&ADDRESS, &[(MATRIKKEL_KOMMUNER, want)]).await,
+        }
+    }
+
     /// Seeds the addresses and the cadastral units, then records where the change log is
     /// followed from on every table (`address` last: its position says the seed is done).
     /// Returns whether it is seeded (not when `shutdown` came first).
@@ -134,6 +191,15 @@ impl Property {
         report: &mut Report,
     ) -> Result<bool, IngestError> {
         let earlier = lake.position(&ADDRESS, MATRIKKEL_SEED_AT).await?;
+        // A lake an earlier version seeded: addresses, a position, no seed time. Its addresses
+        // came from a file taken before their versions began.
+        let earlier_file =
+            if earlier.is_none() && lake.position(&ADDRESS, MATRIKKEL_CHANGES).await?.is_some() {
+                lake.earliest(&schemas::property::ADDRESS_HISTORY, "valid_from")
+                    .await?
+            } else {
+                None
+            };
         let began = match earlier.and_then(|s| DateTime::from_timestamp(s, 0)) {
             Some(t) => t,
             None => {
@@ -156,7 +222,10 @@ impl Property {
             (Some(t), None) => t.and_utc() - Duration::hours(3),
             (Some(t), Some(_)) => (t.and_utc() - Duration::hours(3)).min(fallback),
             (None, _) => fallback,
-        };
+        }
+        // A file is never taken after the seed began: a later time is a clock or zone error.
+        .min(began)
+        .min(earlier_file.unwrap_or(began) - Duration::hours(26));
         let start = self.client.position_before(cutoff, head).await?;
         info!(
             head,
@@ -164,12 +233,27 @@ impl Property {
             cutoff = %cutoff,
             "seeded: following the change log from before the address file was taken"
         );
+        // Every table at the start (one an earlier version seeded is at 0: it moves on too), the
+        // end of the seed with `address`, last.
         let feed = &MATRIKKEL.feeds[0];
-        for table in feed.tables.iter().skip(1).chain([&&*ADDRESS]) {
-            if lake.position(table, MATRIKKEL_CHANGES).await?.is_none() {
-                lake.mark(table, &[(MATRIKKEL_CHANGES, start)]).await?;
+        for table in feed.tables.iter().skip(1) {
+            match lake.position(table, MATRIKKEL_CHANGES).await? {
+                None => lake.mark(table, &[(MATRIKKEL_CHANGES, start)]).await?,
+                Some(0) if start > 0 => lake.mark(table, &[(MATRIKKEL_CHANGES, start)]).await?,
+                Some(_) => {}
             }
         }
+        let done = Utc::now().timestamp_micros();
+        let at = lake
+            .position(&ADDRESS, MATRIKKEL_CHANGES)
+            .await?
+            .unwrap_or(0)
+            .max(start);
+        lake.mark(
+            &ADDRESS,
+            &[(MATRIKKEL_CHANGES, at), (MATRIKKEL_SEEDED_AT, done)],
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use transform::matrikkel::load::UnitLoadPlan;
 
-use super::client::MatrikkelClient;
+use super::client::{MatrikkelClient, SOURCE};
 use super::file::id_key;
 use crate::IngestError;
 use crate::apply::commit;
@@ -51,15 +51,35 @@ pub async fn load(
             return Ok(false);
         }
         let (units, last) = client.units(after, PAGE).await?;
+        // The end is a page without units and without a last id; a page with units must say
+        // how far it went, past where it was asked from (anything else would stop the load
+        // early, or never).
         let end = match last {
+            None if units.is_empty() => true,
             Some(l) if l > after => {
                 after = l;
                 false
             }
-            // No further id: the end (a page that does not move on is the end too, not a loop).
-            _ => true,
+            _ => {
+                return Err(IngestError::Feed {
+                    source_name: SOURCE,
+                    sequence: 0,
+                    reason: format!(
+                        "the cadastral units' download after id {after} answered {} units and sisteId {last:?}: it does not move on",
+                        units.len()
+                    ),
+                });
+            }
         };
+        let kommuner = &pipeline.source.kommuner;
         for unit in units {
+            // A register that did not apply the filter: other kommuner's units are left out.
+            if let Ok(u) = &unit
+                && !kommuner.is_empty()
+                && !kommuner.contains(&u.municipality_number)
+            {
+                continue;
+            }
             if let Ok(u) = &unit
                 && !seen.insert(id_key(&u.unit_id))
             {

@@ -31,7 +31,7 @@ pub(crate) fn current<'a>(doc: &'a Value, element: &str) -> Option<&'a Value> {
         .copied()
 }
 
-pub(crate) use crate::fields::{code, date, text, timestamp};
+pub(crate) use crate::fields::{code, date, integer, text, timestamp};
 
 /// `strengtFortrolig`, `STRENGT_FORTROLIG` -> `strengt_fortrolig`; unknown values kept as given.
 pub fn protection_level(raw: &str) -> String {
@@ -47,6 +47,13 @@ pub fn protection_level(raw: &str) -> String {
         "strengtfortrolig" => protection::STRICTLY_CONFIDENTIAL.to_owned(),
         _ => raw.to_owned(),
     }
+}
+
+/// The address's link to the property register: its address id (on the `bostedsadresse`
+/// version) and the dwelling (on the address).
+fn link(out: &mut Address, entry: &Value, a: &Value) {
+    out.matrikkel_address_id = text(entry, "adresseIdentifikatorFraMatrikkelen");
+    out.dwelling_unit = text(a, "bruksenhetsnummer");
 }
 
 /// The flattened residence address of one `bostedsadresse` version.
@@ -81,6 +88,8 @@ pub(crate) fn residence(entry: &Value) -> Address {
             .and_then(|n| text(n, "husbokstav"))
             .or_else(|| text(a, "husbokstav"));
         (out.postal_code, out.postal_place) = postal(a);
+        out.street_code = integer(a, "adressekode");
+        link(&mut out, entry, a);
     } else if let Some(a) = entry.get("matrikkeladresse").filter(|a| a.is_object()) {
         out.municipality_number = a
             .get("matrikkelnummer")
@@ -88,6 +97,7 @@ pub(crate) fn residence(entry: &Value) -> Address {
             .or_else(|| code(a, "kommunenummer", 4));
         out.street_name = text(a, "adressetilleggsnavn");
         (out.postal_code, out.postal_place) = postal(a);
+        link(&mut out, entry, a);
     } else if let Some(a) = entry.get("ukjentBosted").filter(|a| a.is_object()) {
         out.municipality_number = code(a, "bostedskommune", 4);
     }

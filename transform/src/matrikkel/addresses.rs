@@ -151,6 +151,11 @@ impl Columns {
         NaiveDateTime::parse_from_str(v, "%d.%m.%Y %H:%M:%S").ok()
     }
 
+    /// Whether the file has `adresseId` (today's column set), the id the change log names.
+    pub fn has_address_id(&self) -> bool {
+        self.index.iter().any(|(c, _)| *c == Column::AddressId)
+    }
+
     /// The line's `kommunenummer` as given.
     pub fn kommune<'a>(&self, record: &'a StringRecord) -> Option<&'a str> {
         self.get(record, Column::Kommune)

@@ -10,8 +10,13 @@
 //!   this page) goes to `dead_letter` with the reason, and the object's state is left as it was.
 //!
 //! Every change after the position gets exactly one `property_change` row; a second, different
-//! change with the same id is dead-lettered. Changes of domain classes regsync does not keep are
-//! logged as `ignored`.
+//! change with the same id is dead-lettered. Changes of domain classes regsync does not keep, and
+//! objects outside the kommuner followed (a register that did not apply the filter), are logged
+//! as `ignored`.
+//!
+//! A change is dated no earlier than `not_before`, the end of the seed: the seed's versions start
+//! then, and a change replayed from before it (the log is read from before the address file was
+//! taken) must not end a version before it began.
 
 use std::collections::HashMap;
 
@@ -78,8 +83,26 @@ fn dead_letter(c: &Change, reason: &str) -> DeadLetter {
     }
 }
 
-/// Plans the page's changes after `after` (each id taken once).
-pub fn plan(page: &ChangePage, after: i64, now: DateTime<Utc>) -> ChangePlan {
+/// What a page is planned against.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The table's position: changes after it are planned.
+    pub after: i64,
+    /// The earliest time a change is dated.
+    pub not_before: DateTime<Utc>,
+    /// The kommuner followed (empty: all).
+    pub kommuner: &'a [String],
+}
+
+impl Scope<'_> {
+    fn kept(&self, kommune: &str) -> bool {
+        self.kommuner.is_empty() || self.kommuner.iter().any(|k| k == kommune)
+    }
+}
+
+/// Plans the page's changes after the scope's position (each id taken once).
+pub fn plan(page: &ChangePage, scope: Scope<'_>, now: DateTime<Utc>) -> ChangePlan {
+    let after = scope.after;
     let mut out = ChangePlan::default();
     let mut todo: Vec<&Change> = page.changes.iter().filter(|c| c.id > after).collect();
     todo.sort_by_key(|c| c.id);
@@ -111,7 +134,7 @@ pub fn plan(page: &ChangePage, after: i64, now: DateTime<Utc>) -> ChangePlan {
     decided.sort_by_key(|c| c.id);
     let mut outcome_of: HashMap<(ObjectKind, &str), Outcome> = HashMap::new();
     for c in decided {
-        let at = c.at.unwrap_or(now);
+        let at = c.at.unwrap_or(now).max(scope.not_before);
         let id = c.object_id.as_str();
         let bubble = page.bubbles.get(&(c.kind(), id.to_owned()));
         let outcome = match (c.change, c.kind(), bubble) {
@@ -140,6 +163,7 @@ pub fn plan(page: &ChangePage, after: i64, now: DateTime<Utc>) -> ChangePlan {
                 Outcome::Removed
             }
             (_, ObjectKind::Address, Some(b)) => match read_address_bubble(b, id) {
+                Ok(state) if !scope.kept(&state.municipality_number) => Outcome::Ignored,
                 Ok(state) => {
                     out.addresses.push(Decided {
                         state,
@@ -154,6 +178,7 @@ pub fn plan(page: &ChangePage, after: i64, now: DateTime<Utc>) -> ChangePlan {
                 }
             },
             (_, _, Some(b)) => match read_unit_bubble(b, id) {
+                Ok(state) if !scope.kept(&state.municipality_number) => Outcome::Ignored,
                 Ok(state) => {
                     out.units.push(Decided {
                         state,
@@ -326,6 +351,14 @@ mod tests {
     use super::*;
     use crate::matrikkel::changes::read_changes;
 
+    fn all(after: i64) -> Scope<'static> {
+        Scope {
+            after,
+            not_before: DateTime::<Utc>::MIN_UTC,
+            kommuner: &[],
+        }
+    }
+
     fn page() -> ChangePage {
         read_changes(
             br#"{"endringList":[
@@ -348,7 +381,7 @@ mod tests {
 
     #[test]
     fn each_change_once_the_last_decides_and_what_cannot_be_applied_is_dead_lettered() {
-        let p = plan(&page(), 0, Utc::now());
+        let p = plan(&page(), all(0), Utc::now());
         let ids: Vec<i64> = p.changes.iter().map(|(c, _)| c.id).collect();
         assert_eq!(ids, vec![10, 12, 13, 14, 15, 16, 17]);
         let outcome = |id: i64| p.changes.iter().find(|(c, _)| c.id == id).unwrap().1;
@@ -372,7 +405,7 @@ mod tests {
                 .any(|d| d.reason.contains("second, different"))
         );
         // From a later position only what is after it.
-        let later = plan(&page(), 14, Utc::now());
+        let later = plan(&page(), all(14), Utc::now());
         assert_eq!(later.changes.len(), 3);
         assert!(later.addresses.is_empty());
         for table in [
@@ -384,5 +417,30 @@ mod tests {
         ] {
             assert!(!p.changes(table, Utc::now()).unwrap().is_empty());
         }
+    }
+
+    #[test]
+    fn replays_are_dated_from_the_seed_on_and_other_kommuners_objects_are_ignored() {
+        let seeded = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let kommuner = ["0301".to_owned()];
+        let p = plan(
+            &page(),
+            Scope {
+                after: 0,
+                not_before: seeded,
+                kommuner: &kommuner,
+            },
+            Utc::now(),
+        );
+        assert!(p.addresses.is_empty(), "5035 is not followed");
+        assert!(p.units.is_empty());
+        let outcome = |id: i64| p.changes.iter().find(|(c, _)| c.id == id).unwrap().1;
+        assert_eq!(outcome(12), Outcome::Ignored);
+        assert!(
+            p.address_ends.iter().all(|d| d.at == seeded),
+            "dated from the seed on"
+        );
     }
 }
