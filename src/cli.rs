@@ -334,6 +334,12 @@ pub enum Command {
         #[arg(long, default_value_t = 128)]
         target_file_mb: u64,
     },
+    /// Measurements for `benches/national.sh`, each printing one line of JSON.
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Start a simulated register, sync it into ./demo-lake, print a citizen list.
     Demo {
         /// Where the demo lake goes.
@@ -342,6 +348,44 @@ pub enum Command {
         /// Persons in the synthetic population.
         #[arg(long, default_value_t = 60_000)]
         persons: u32,
+    },
+}
+
+/// What `regsync bench` measures.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write the simulator's person documents as JSON lines (the same input for every tool).
+    Documents {
+        /// Persons in the synthetic population.
+        #[arg(long)]
+        persons: u32,
+        /// The population's seed.
+        #[arg(long, default_value_t = 5)]
+        seed: u64,
+        /// The JSON-lines file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// regsync's document -> Parquet path over a JSON-lines file, on every core.
+    Normalise {
+        /// Person documents, one per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// The Parquet file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// A query's latency inside one process: the first run (the lake opened), then warm p50/p95.
+    Query {
+        /// The lake.
+        #[arg(long)]
+        lake: String,
+        /// The query.
+        #[arg(long)]
+        sql: String,
+        /// Warm runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
 }
 
@@ -583,5 +627,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
             crate::ops::maintain(&lake, &options, &mut std::io::stdout().lock()).await
         }
         Command::Demo { lake, persons } => crate::demo::run(&lake, persons).await,
+        Command::Bench { what } => match what {
+            BenchCommand::Documents {
+                persons,
+                seed,
+                output,
+            } => crate::bench::documents(persons, seed, &output),
+            BenchCommand::Normalise { input, output } => crate::bench::normalise(&input, &output),
+            BenchCommand::Query { lake, sql, runs } => crate::bench::query(&lake, &sql, runs).await,
+        },
     }
 }

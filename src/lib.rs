@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the `regsync` subcommands (`simulate`, `run`, `sql`, `cohort`, `status`,
-//!   `maintain`, `tail`, `demo`).
+//!   `maintain`, `tail`, `demo`, `bench`).
+//! - [`bench`]: the measurements behind `benches/national.sh`.
 //! - [`demo`]: the embedded default: simulator, pipeline and a citizen list in one process.
 //! - [`ops`]: `status` and `maintain`, what an operator looks at and runs.
 //! - [`serve_metrics`]: `/metrics` and `/healthz` of a running worker.
@@ -12,6 +13,7 @@
 //! The work is done by the workspace crates: `schemas` (table layout), `transform` (pure
 //! normalisation), `ingest` (feed worker, lake writer), `query` (DataFusion) and `simulator`.
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod ops;

@@ -15,12 +15,14 @@
 //! - [`options`]: answers that vary between registers (expired feed positions, extract arrays).
 //! - [`server`]: the HTTP routes and the feed's retention.
 //! - [`faults`]: transport and answer faults.
+//! - [`backlog`]: many changes at once, for a worker to catch up on.
 //! - [`brreg`]: the business register: units at the population's addresses, two updates lists.
 //! - [`brreg_http`]: its routes under `/enhetsregisteret/api`.
 //! - [`matrikkel`]: the property register: addresses, cadastral units and their change log,
 //!   at the population's and the businesses' addresses.
 //! - [`matrikkel_http`]: its routes under `/matrikkel/v1` (a JSON mirror of the change log).
 
+pub mod backlog;
 pub mod brreg;
 pub mod brreg_http;
 pub mod events;

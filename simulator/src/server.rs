@@ -169,6 +169,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .nest(crate::brreg_http::BRREG_BASE, brreg)
         .route("/simulator/v1/kohort", get(truth_cohort))
         .route("/simulator/v1/personer", get(truth_persons))
+        .route("/simulator/v1/hendelser", post(crate::backlog::produce))
         .route(
             crate::matrikkel_http::ADDRESS_FILE,
             get(crate::matrikkel_http::addresses),

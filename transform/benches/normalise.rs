@@ -1,5 +1,6 @@
-//! Normalising person documents and encoding them as Arrow rows: the per-record cost of the pure
-//! part of the pipeline. `cargo bench -p transform`.
+//! The kernels of the pipeline, per record: parsing and normalising person documents, encoding
+//! them as Arrow rows, writing those as Parquet (zstd, as the lake does), and checking identity
+//! numbers. `cargo bench -p transform`; the whole pipeline is measured by `benches/national.sh`.
 
 use std::hint::black_box;
 
@@ -30,6 +31,45 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("persons x10000", |b| {
         b.iter(|| black_box(encode::persons(black_box(&rows), now).unwrap()))
+    });
+    group.finish();
+    let batch = encode::persons(&rows, now).unwrap();
+    let mut group = c.benchmark_group("parquet");
+    group.throughput(Throughput::Elements(rows.len() as u64));
+    group.bench_function("write persons x10000 (zstd)", |b| {
+        b.iter(|| {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut out = Vec::with_capacity(1 << 20);
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+                .unwrap();
+            w.write(black_box(&batch)).unwrap();
+            w.close().unwrap();
+            black_box(out.len())
+        })
+    });
+    group.finish();
+    // Identity numbers: valid ones of both kinds and ones with a wrong check digit.
+    let ids: Vec<String> = (0..1000u32)
+        .map(|i| {
+            format!(
+                "{:02}{:02}{:02}{:05}",
+                1 + i % 28,
+                1 + i % 12,
+                i % 100,
+                i * 7
+            )
+        })
+        .collect();
+    let mut group = c.benchmark_group("ident");
+    group.throughput(Throughput::Elements(ids.len() as u64));
+    group.bench_function("validate x1000", |b| {
+        b.iter(|| {
+            ids.iter()
+                .filter(|id| transform::ident::validate(black_box(id)).is_ok())
+                .count()
+        })
     });
     group.finish();
 }
