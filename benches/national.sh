@@ -18,7 +18,9 @@
 #   benches/national.sh 20000 5000                                      # a quick run
 #
 # REGSYNC_BIN picks the binary (default $CARGO_TARGET_DIR/release/regsync, else target/...);
-# WORK keeps the lake and files in a given directory (default: a temporary one, removed after).
+# WORK keeps the lake and files in a given directory (default: a temporary one, removed after);
+# PHASES picks phases (default "1 2 3 4 5"; 2, 4 and 5 also run on a lake an earlier run left in
+# WORK; 3 needs 1's simulator). Each row is also printed on standard error as it is measured.
 # DuckDB is the Python package (`pip install duckdb`; installed if missing).
 set -euo pipefail
 
@@ -44,8 +46,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+phases="${PHASES:-1 2 3 4 5}"
+want() { [[ " $phases " == *" $1 "* ]]; }
 rows=()
-row() { rows+=("$(printf '| %s | %s | %s |' "$1" "$2" "$3")"); }
+row() {
+  rows+=("$(printf '| %s | %s | %s |' "$1" "$2" "$3")")
+  echo "${rows[-1]}" >&2
+}
 peak_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 ms() { python3 -c "import sys; print(f'{float(sys.argv[1])*1000:.1f}')" "$1"; }
 stat_of() { # p50 and p95 of the numbers on standard input (ms)
@@ -57,6 +64,7 @@ print(f"{at(0.5):.1f} / {at(0.95):.1f}")'
 }
 
 # 1. Seed.
+if want 1; then
 "$bin" simulate --listen "127.0.0.1:$port" --persons "$persons" --seed 5 --events-per-sec 0 \
   > "$work/simulator.log" 2>&1 &
 sim_pid=$!
@@ -88,8 +96,10 @@ seed_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
 row "seed $persons persons (regsync run --until-caught-up)" \
   "$(python3 -c "print(f'{$persons / ($t1 - $t0):,.0f} persons/s')"), ${seed_s} s" \
   "peak RSS regsync $(( $(cat "$work/seed.rss") / 1024 )) MB, simulator $(( $(peak_kb "$sim_pid") / 1024 )) MB"
+fi
 
 # 2. Normalisation against DuckDB, on the same documents.
+if want 2; then
 docs=$(( persons < 1000000 ? persons : 1000000 ))
 echo "2/5 normalising $docs documents, regsync and DuckDB..." >&2
 "$bin" bench documents --persons "$docs" --seed 5 --output "$work/docs.jsonl" > "$work/docs.json"
@@ -99,21 +109,24 @@ theirs=$(python3 "$here/duckdb_normalise.py" "$work/docs.jsonl" "$work/duck.parq
 row "normalise $docs documents -> Parquet" \
   "regsync $(python3 -c "print(f'{$ours:,.0f}')")/s, DuckDB $duck_version $(python3 -c "print(f'{$theirs:,.0f}')")/s" \
   "ratio $(python3 -c "print(f'{$ours / $theirs:.2f}')")x"
+fi
 
 # 3. Catch-up of a backlog.
+if want 3; then
 echo "3/5 catching up $backlog feed events..." >&2
 curl -sf -X POST "$url/simulator/v1/hendelser?antall=$backlog" > /dev/null
 t0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$work/catchup.rss" \
   "$bin" run "$work/pipeline.toml" --until-caught-up > "$work/catchup.log" 2>&1
 t1=$(date +%s.%N)
-kill "$sim_pid" 2>/dev/null || true
-sim_pid=""
 row "catch up $backlog feed events" \
   "$(python3 -c "print(f'{$backlog / ($t1 - $t0):,.0f} events/s')"), $(python3 -c "print(f'{$t1 - $t0:.1f}')") s" \
   "peak RSS $(( $(cat "$work/catchup.rss") / 1024 )) MB"
+fi
+if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2>/dev/null || true; sim_pid=""; fi
 
 # 4. Citizen lists.
+if want 4; then
 echo "4/5 citizen lists..." >&2
 python3 "$here/delta_files.py" "$lake/person" > "$work/person.files"
 files=$(wc -l < "$work/person.files")
@@ -152,8 +165,12 @@ for which in kommune national; do
     "DuckDB (Python process) $(printf '%s\n' "${duck_whole[@]}" | awk '{print $1/1000}' | stat_of)"
 done
 
+fi
+
 # 5. Kafka produce: the first slice after the seed (every person and every feed entry).
-if [[ -n "${REGSYNC_BENCH_KAFKA:-}" ]]; then
+if ! want 5; then
+  :
+elif [[ -n "${REGSYNC_BENCH_KAFKA:-}" ]]; then
   echo "5/5 publishing to Kafka at $REGSYNC_BENCH_KAFKA..." >&2
   lake_at=$("$bin" sql --lake "$lake" --format csv "SELECT max(sequence) AS p FROM person_event" | tail -1)
   published() {
