@@ -551,7 +551,13 @@ pub async fn execute(cli: Cli) -> Result<()> {
             format,
             output: path,
         } => {
-            let ctx = query::context::session(&lake).await?;
+            // Current state only, or with history for --as-of: the other tables stay closed.
+            let tables: &[&'static schemas::tables::Table] = if as_of.is_some() {
+                &[&schemas::tables::PERSON, &schemas::tables::PERSON_HISTORY]
+            } else {
+                &[&schemas::tables::PERSON]
+            };
+            let ctx = query::context::session_of(&lake, tables).await?;
             let cohort = query::Cohort {
                 municipality,
                 born_from,
