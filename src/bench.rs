@@ -59,7 +59,9 @@ pub fn normalise(input: &Path, output: &Path) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let file = std::fs::File::create(output).with_context(|| output.display().to_string())?;
+    // Readable by its owner only, as citizen lists are: the input may be anyone's documents.
+    let file =
+        query::cohort::create_private(output).with_context(|| output.display().to_string())?;
     let mut writer =
         ArrowWriter::try_new(file, schemas::tables::PERSON.schema.clone(), Some(props))?;
     let now = Utc::now();

@@ -415,7 +415,7 @@ fn text<'a>(row: &'a serde_json::Map<String, Value>, column: &str) -> Option<&'a
     row.get(column).and_then(Value::as_str)
 }
 
-const ADDRESS: [&str; 7] = [
+const ADDRESS: [&str; 10] = [
     "municipality_number",
     "street_name",
     "house_number",
@@ -423,6 +423,9 @@ const ADDRESS: [&str; 7] = [
     "postal_code",
     "postal_place",
     "moved_in_date",
+    "street_code",
+    "matrikkel_address_id",
+    "dwelling_unit",
 ];
 
 /// Checks every invariant against the register, each table at its own position.

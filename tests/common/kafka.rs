@@ -159,6 +159,9 @@ pub fn assert_person_topic(broker: &Broker, lake: &Path) {
             "postal_code",
             "postal_place",
             "moved_in_date",
+            "street_code",
+            "matrikkel_address_id",
+            "dwelling_unit",
             "address_protection",
         ] {
             assert!(
