@@ -89,19 +89,14 @@ pub async fn step(
         if after >= last {
             continue;
         }
-        let mut planned = plans.remove(&after).unwrap_or_else(|| {
+        let planned = plans.entry(after).or_insert_with(|| {
             let scope = Scope {
                 after,
                 not_before,
                 kommuner: &pipeline.source.kommuner,
+                unplaced: after == low,
             };
-            let mut p = plan(&page, scope, now);
-            if after != low {
-                // Entries without an id were recorded by the table at the lowest position.
-                p.dead_letters
-                    .retain(|d| d.cursor.starts_with("endringId="));
-            }
-            p
+            plan(&page, scope, now)
         });
         if after == low {
             entries = planned.changes.len();
@@ -112,7 +107,6 @@ pub async fn step(
         lake.apply_changes(table, changes, &[(feed.position, last)])
             .await?;
         crate::metrics::register(SOURCE).commit(took.elapsed());
-        plans.insert(after, std::mem::take(&mut planned));
     }
     report.events += entries as u64;
     report.dead_letters += dead_letters as u64;

@@ -92,6 +92,9 @@ pub struct Scope<'a> {
     pub not_before: DateTime<Utc>,
     /// The kommuner followed (empty: all).
     pub kommuner: &'a [String],
+    /// Whether the page's entries without an id go to `dead_letter` (once per page: by the
+    /// table at the lowest position).
+    pub unplaced: bool,
 }
 
 impl Scope<'_> {
@@ -219,7 +222,7 @@ pub fn plan(page: &ChangePage, scope: Scope<'_>, now: DateTime<Utc>) -> ChangePl
         };
         out.changes.push((c.clone(), outcome));
     }
-    for bad in &page.unplaced {
+    for bad in page.unplaced.iter().filter(|_| scope.unplaced) {
         out.dead_letters.push(DeadLetter {
             source: SOURCE.into(),
             cursor: bad.place.clone(),
@@ -356,6 +359,7 @@ mod tests {
             after,
             not_before: DateTime::<Utc>::MIN_UTC,
             kommuner: &[],
+            unplaced: true,
         }
     }
 
@@ -431,6 +435,7 @@ mod tests {
                 after: 0,
                 not_before: seeded,
                 kommuner: &kommuner,
+                unplaced: true,
             },
             Utc::now(),
         );
