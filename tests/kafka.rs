@@ -218,3 +218,17 @@ fn a_publisher_failure_is_seen_while_the_worker_runs_and_publishing_resumes() {
     let want: Vec<i64> = (first..=head).collect();
     assert_eq!(seen, want, "from the failure on, every sequence once");
 }
+
+#[test]
+fn a_lake_seeded_while_the_feed_was_empty_publishes_every_seeded_person() {
+    let broker = Broker::start();
+    // No events: the feed's head is 0, so the seed is at position 0.
+    let sim = Simulator::start(&["--persons", "400", "--seed", "47", "--events-per-sec", "0"]);
+    assert_eq!(sim.head(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 100);
+    let lake = dir.path().join("lake");
+    caught_up_with_kafka(&pipeline, &broker);
+    assert_eq!(sql(&lake, "SELECT * FROM person").len(), 400);
+    assert_person_topic(&broker, &lake);
+}

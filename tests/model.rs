@@ -628,6 +628,37 @@ async fn seed(lake: &mut Lake, register: &Register, seq: i64) {
     mark_seeded(lake, seq).await.unwrap();
 }
 
+/// A batch as the fetch task makes it: part of a page from `next`, and its documents.
+fn read_batch(register: &Register, rng: &mut SmallRng, next: i64) -> FeedBatch {
+    let size = rng.random_range(1..=12);
+    let page = read_page(
+        parse_page(&register.page(rng, next, size), next).unwrap(),
+        next,
+    );
+    assert!(page.gap.is_none() && page.all_old.is_none(), "{page:?}");
+    let take = rng
+        .random_range(1..=page.items.len().max(1))
+        .min(page.items.len());
+    let items: Vec<Item> = page.items.into_iter().take(take).collect();
+    let docs: HashMap<String, Lookup> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Entry(e) => Some(e),
+            Item::Bad(_) => None,
+        })
+        .map(|e| {
+            let key = document_key(e);
+            let (p, v) = Register::person_of_document(&key);
+            (key.clone(), register.lookup(p, v, key))
+        })
+        .collect();
+    FeedBatch {
+        items,
+        unplaced: page.unplaced,
+        docs,
+    }
+}
+
 async fn run_case(seed_value: u64) {
     let mut rng = SmallRng::seed_from_u64(seed_value);
     let persons = rng.random_range(4..10);
@@ -648,33 +679,14 @@ async fn run_case(seed_value: u64) {
     let mut next = seeded + 1;
     let mut commits = 0;
     while next <= register.head() {
-        let size = rng.random_range(1..=12);
-        let page = read_page(
-            parse_page(&register.page(&mut rng, next, size), next).unwrap(),
-            next,
-        );
-        assert!(page.gap.is_none() && page.all_old.is_none(), "{page:?}");
-        let take = rng
-            .random_range(1..=page.items.len().max(1))
-            .min(page.items.len());
-        let items: Vec<Item> = page.items.into_iter().take(take).collect();
-        let docs: HashMap<String, Lookup> = items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Entry(e) => Some(e),
-                Item::Bad(_) => None,
-            })
-            .map(|e| {
-                let key = document_key(e);
-                let (p, v) = Register::person_of_document(&key);
-                (key.clone(), register.lookup(p, v, key))
-            })
-            .collect();
-        let batch = FeedBatch {
-            items,
-            unplaced: page.unplaced,
-            docs,
-        };
+        let mut batch = read_batch(&register, &mut rng, next);
+        // Now and then the writer is behind and takes the next batches into this one.
+        while rng.random_bool(0.3)
+            && let Some(last) = batch.last()
+            && last < register.head()
+        {
+            batch.absorb(read_batch(&register, &mut rng, last + 1));
+        }
         // Now and then a crash after some of the tables: the restart reads positions back.
         let crash = rng.random_bool(0.15);
         let tables = if crash {

@@ -46,6 +46,19 @@ impl FeedBatch {
     pub fn last(&self) -> Option<i64> {
         self.items.last().map(Item::sequence)
     }
+
+    /// Takes the batch of the positions right after this one's into this one: planning the
+    /// result is planning one larger batch. A document fetched for both is the later fetch's,
+    /// as one larger batch would have fetched it once, later.
+    pub fn absorb(&mut self, next: FeedBatch) {
+        debug_assert!(match (self.last(), next.items.first()) {
+            (Some(last), Some(first)) => first.sequence() > last,
+            _ => true,
+        });
+        self.items.extend(next.items);
+        self.unplaced.extend(next.unplaced);
+        self.docs.extend(next.docs);
+    }
 }
 
 /// What [`apply`] wrote.

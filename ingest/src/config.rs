@@ -209,8 +209,15 @@ pub struct LakeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
-    /// Feed entries per lake commit, at most.
+    /// Feed entries per lake commit, at most, while the writer keeps up with the feed.
     pub batch_events: usize,
+    /// Feed entries per lake commit while the writer is behind the fetcher (catching up a
+    /// backlog): the batches fetched meanwhile are written in one commit, taken whole until
+    /// this many entries are reached, so that a commit that rewrites much of a table does so
+    /// once for many batches. The fetcher runs ahead by as many entries, so it bounds the
+    /// documents held in memory: about twice this many.
+    #[serde(default = "default_catch_up_events")]
+    pub catch_up_events: usize,
     /// Persons per lake commit while seeding from the bulk extract.
     pub seed_batch_persons: usize,
     /// Bulk lookups in flight at once.
@@ -234,6 +241,10 @@ pub struct WorkerConfig {
     pub reseed_on_expiry: bool,
 }
 
+fn default_catch_up_events() -> usize {
+    100_000
+}
+
 fn default_gap_timeout() -> Duration {
     Duration::from_secs(60)
 }
@@ -242,6 +253,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             batch_events: 10_000,
+            catch_up_events: default_catch_up_events(),
             seed_batch_persons: 50_000,
             fetch_concurrency: 4,
             poll_interval: Duration::from_secs(2),
@@ -395,6 +407,12 @@ impl Pipeline {
                     .into(),
             );
         }
+        if w.catch_up_events < w.batch_events {
+            return Err(format!(
+                "worker.catch_up_events ({}) is below worker.batch_events ({}): a catch-up commit takes at least one batch",
+                w.catch_up_events, w.batch_events
+            ));
+        }
         if let Some(k) = &self.kafka {
             if k.brokers.trim().is_empty() {
                 return Err("kafka.brokers: empty".into());
@@ -468,6 +486,22 @@ poll_interval = "250ms"
         );
         let err = Pipeline::parse(&bad, |_| Some("file:///x".into())).unwrap_err();
         assert!(err.contains("fetch_concurency"), "{err}");
+    }
+
+    #[test]
+    fn a_catch_up_commit_below_one_batch_is_refused_and_the_default_is_above() {
+        let lake = |k: &str| (k == "LAKE").then(|| "file:///tmp/lake".to_owned());
+        let p = Pipeline::parse(FILE, lake).unwrap();
+        assert!(p.worker.catch_up_events >= p.worker.batch_events);
+        let bad = FILE.replace(
+            "fetch_concurrency = 2",
+            "fetch_concurrency = 2\ncatch_up_events = 50",
+        );
+        let err = Pipeline::parse(&bad, lake).unwrap_err();
+        assert!(
+            err.contains("catch_up_events") && err.contains("batch_events"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,7 +74,11 @@ pub async fn follow(
     {
         progress.set_total(u64::try_from(head - start).unwrap_or(0));
     }
-    let (tx, mut rx) = mpsc::channel::<FeedBatch>(2);
+    // While the writer is behind, the fetcher runs ahead by up to a catch-up commit's worth of
+    // batches, and the writer takes them all in one commit.
+    let w = &pipeline.worker;
+    let ahead = w.catch_up_events.div_ceil(w.batch_events).max(2);
+    let (tx, mut rx) = mpsc::channel::<FeedBatch>(ahead);
     let mut fetcher = tokio::spawn(fetch_loop(
         client.clone(),
         pipeline.clone(),
@@ -103,7 +107,14 @@ pub async fn follow(
                 continue;
             }
         };
-        let Some(batch) = batch else { break };
+        let Some(mut batch) = batch else { break };
+        let mut coalesced = 1;
+        while batch.items.len() < w.catch_up_events
+            && let Ok(next) = rx.try_recv()
+        {
+            batch.absorb(next);
+            coalesced += 1;
+        }
         let Some(last) = batch.last() else { continue };
         let committing = Instant::now();
         let applied = apply(
@@ -124,6 +135,7 @@ pub async fn follow(
         info!(
             position = last,
             entries = applied.entries,
+            batches = coalesced,
             persons = applied.persons,
             dead_letters = applied.dead_letters,
             events_per_s = rate as u64,

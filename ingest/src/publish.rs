@@ -205,6 +205,9 @@ async fn publish(
     Ok(())
 }
 
+/// The sink's position before its first slice: below every position a table records.
+const NOTHING_PUBLISHED: i64 = -1;
+
 /// Publishes one feed's next slice, if the lake has committed one: whether it did.
 async fn publish_feed(
     p: &Publisher,
@@ -214,12 +217,19 @@ async fn publish_feed(
 ) -> Result<bool, IngestError> {
     let (sink, config, metrics) = (&p.sink, &p.config, &p.metrics);
     let feed = f.feed;
-    // A slice is published once every table it reads has committed it.
+    // A slice is published once every table it reads has committed it (a table that has
+    // committed nothing holds nothing to publish).
     let mut upto = i64::MAX;
     for table in &f.tables {
-        upto = upto.min(lake.position(table, feed.position).await?.unwrap_or(0));
+        let at = lake.position(table, feed.position).await?;
+        upto = upto.min(at.unwrap_or(NOTHING_PUBLISHED));
     }
-    let from = lake.position(&KAFKA_SINK, feed.kafka).await?.unwrap_or(0);
+    // Nothing published yet: from before the first position, so that rows a seed wrote at
+    // position 0 (a register whose feed was empty when it was seeded) are published too.
+    let from = lake
+        .position(&KAFKA_SINK, feed.kafka)
+        .await?
+        .unwrap_or(NOTHING_PUBLISHED);
     report.position = from;
     if from >= upto {
         return Ok(false);
