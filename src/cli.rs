@@ -318,7 +318,7 @@ pub enum Command {
         pipeline: Option<PathBuf>,
     },
     /// Compact (Z-order on the citizen lists' filter columns), checkpoint and VACUUM every
-    /// table. Safe beside a running worker: a MERGE that loses a race to it is repeated.
+    /// table. Safe beside a running worker: a rewrite that loses a race to it is repeated.
     Maintain {
         /// Lake URL or path.
         #[arg(long, env = "REGSYNC_LAKE", default_value = "./demo-lake")]
@@ -390,7 +390,7 @@ pub enum BenchCommand {
 }
 
 /// The default log filter: `info`, and of the libraries only what needs an operator's attention
-/// (Delta's MERGE warns about its own metrics on every commit).
+/// (Delta's own MERGE, used by no writer now, warned about its metrics on every commit).
 const DEFAULT_LOG_FILTER: &str = "info,deltalake=warn,deltalake_core=warn,\
 deltalake_core::operations::merge=error,buoyant_kernel=off,delta_kernel=off,datafusion=warn,\
 rdkafka=warn,hyper=warn,reqwest=warn";

@@ -201,7 +201,7 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 
 /// Whether a lake error may pass if the work is done again from the lake's positions: the
 /// object store failed (not "not found" or a refusal), or a commit lost a race with a commit
-/// that did not record this writer's positions (maintenance compacting the files a MERGE read).
+/// that did not record this writer's positions (maintenance compacting the files a rewrite read).
 pub fn is_transient(e: &DeltaTableError) -> bool {
     use deltalake::ObjectStoreError as Store;
     use deltalake::kernel::transaction::TransactionError;

@@ -216,8 +216,9 @@ pub struct WorkerConfig {
     /// this many entries are reached, so that a commit that rewrites much of a table does so
     /// once for many batches. The fetcher runs ahead by as many entries, so it bounds the
     /// documents held in memory: about twice this many.
-    #[serde(default = "default_catch_up_events")]
-    pub catch_up_events: usize,
+    /// (absent: 100 000, or `batch_events` if that is more)
+    #[serde(default)]
+    pub catch_up_events: Option<usize>,
     /// Persons per lake commit while seeding from the bulk extract.
     pub seed_batch_persons: usize,
     /// Bulk lookups in flight at once.
@@ -241,8 +242,17 @@ pub struct WorkerConfig {
     pub reseed_on_expiry: bool,
 }
 
-fn default_catch_up_events() -> usize {
-    100_000
+/// `worker.catch_up_events` when it is not set.
+const DEFAULT_CATCH_UP_EVENTS: usize = 100_000;
+
+impl WorkerConfig {
+    /// Feed entries per commit while the writer is behind: `catch_up_events`, at least one
+    /// batch.
+    pub fn catch_up_events(&self) -> usize {
+        self.catch_up_events
+            .unwrap_or(DEFAULT_CATCH_UP_EVENTS)
+            .max(self.batch_events)
+    }
 }
 
 fn default_gap_timeout() -> Duration {
@@ -253,7 +263,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             batch_events: 10_000,
-            catch_up_events: default_catch_up_events(),
+            catch_up_events: None,
             seed_batch_persons: 50_000,
             fetch_concurrency: 4,
             poll_interval: Duration::from_secs(2),
@@ -407,10 +417,12 @@ impl Pipeline {
                     .into(),
             );
         }
-        if w.catch_up_events < w.batch_events {
+        if let Some(c) = w.catch_up_events
+            && c < w.batch_events
+        {
             return Err(format!(
-                "worker.catch_up_events ({}) is below worker.batch_events ({}): a catch-up commit takes at least one batch",
-                w.catch_up_events, w.batch_events
+                "worker.catch_up_events ({c}) is below worker.batch_events ({}): a catch-up commit takes at least one batch",
+                w.batch_events
             ));
         }
         if let Some(k) = &self.kafka {
@@ -492,7 +504,7 @@ poll_interval = "250ms"
     fn a_catch_up_commit_below_one_batch_is_refused_and_the_default_is_above() {
         let lake = |k: &str| (k == "LAKE").then(|| "file:///tmp/lake".to_owned());
         let p = Pipeline::parse(FILE, lake).unwrap();
-        assert!(p.worker.catch_up_events >= p.worker.batch_events);
+        assert_eq!(p.worker.catch_up_events(), DEFAULT_CATCH_UP_EVENTS);
         let bad = FILE.replace(
             "fetch_concurrency = 2",
             "fetch_concurrency = 2\ncatch_up_events = 50",

@@ -77,7 +77,8 @@ pub async fn follow(
     // While the writer is behind, the fetcher runs ahead by up to a catch-up commit's worth of
     // batches, and the writer takes them all in one commit.
     let w = &pipeline.worker;
-    let ahead = w.catch_up_events.div_ceil(w.batch_events).max(2);
+    let catch_up = w.catch_up_events();
+    let ahead = catch_up.div_ceil(w.batch_events).max(2);
     let (tx, mut rx) = mpsc::channel::<FeedBatch>(ahead);
     let mut fetcher = tokio::spawn(fetch_loop(
         client.clone(),
@@ -109,7 +110,7 @@ pub async fn follow(
         };
         let Some(mut batch) = batch else { break };
         let mut coalesced = 1;
-        while batch.items.len() < w.catch_up_events
+        while batch.items.len() < catch_up
             && let Ok(next) = rx.try_recv()
         {
             batch.absorb(next);

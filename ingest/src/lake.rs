@@ -48,6 +48,24 @@ pub fn table_url(lake: &Url, table: &Table) -> Url {
         .expect("a table name is a valid path segment")
 }
 
+/// The memory a session reading the lake may hold for sorts and aggregations before they
+/// spill to disk.
+pub const SESSION_MEMORY: usize = 512 * 1024 * 1024;
+
+/// A DataFusion session whose memory is bounded by [`SESSION_MEMORY`], spilling to the
+/// system's temporary directory beyond it.
+pub fn bounded_session() -> Result<SessionContext, deltalake::datafusion::error::DataFusionError> {
+    use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+    use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(std::sync::Arc::new(FairSpillPool::new(SESSION_MEMORY)))
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(
+        deltalake::datafusion::prelude::SessionConfig::new(),
+        runtime,
+    ))
+}
+
 /// The open lake tables.
 pub struct Lake {
     url: Url,
@@ -212,9 +230,10 @@ impl Lake {
         Ok(value.and_then(chrono::DateTime::from_timestamp_micros))
     }
 
-    /// A DataFusion session over the given tables as they were last read.
+    /// A DataFusion session over the given tables as they were last read. Its sorts spill to
+    /// disk past [`SESSION_MEMORY`] (the first Kafka slice after a seed orders every person).
     pub async fn session(&self, tables: &[&'static Table]) -> Result<SessionContext, IngestError> {
-        let ctx = SessionContext::new();
+        let ctx = bounded_session().map_err(|e| IngestError::LakeRead(e.to_string()))?;
         for table in tables {
             let err = lake_error(table, &self.url);
             let delta = self.table(table);

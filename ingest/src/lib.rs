@@ -19,8 +19,8 @@
 //! - [`follow`]: following the feed: pages read in order without skipping a hole, documents,
 //!   commits.
 //! - [`apply`]: planned rows to the tables, each commit with its position.
-//! - [`merge`]: a plan's changes to one table in one commit (append or MERGE), for every
-//!   register.
+//! - [`merge`]: a plan's changes to one table in one commit (append, or a copy-on-write
+//!   rewrite of the files holding the changed keys), for every register.
 //! - [`register`]: each register behind one trait ([`register::Source`]).
 //! - [`migrate`]: tables written by an earlier version.
 //! - [`stream`]: large files read as they arrive, for parsers on a blocking thread.

@@ -7,7 +7,7 @@
 //! possible for the retention period. The worker runs it on its schedule and `regsync maintain`
 //! on demand; [`table_stats`] is what `regsync status` prints.
 //!
-//! Maintenance commits record no source position, so a worker whose MERGE loses a race against
+//! Maintenance commits record no source position, so a worker whose rewrite loses a race against
 //! it sees a transient conflict, reads the lake again and repeats the batch from its positions.
 
 use std::num::NonZeroU64;
@@ -230,7 +230,7 @@ pub async fn maintain_tables(
     let (mut out, mut first) = (Vec::new(), None);
     for table in tables.iter().copied() {
         // A commit that loses a race to a running worker's is tried again from the new
-        // version (the worker's MERGE may have replaced the files being compacted).
+        // version (the worker's rewrite may have replaced the files being compacted).
         let mut tries = 0;
         loop {
             tries += 1;

@@ -2,20 +2,40 @@
 //! partitions and withheld columns ([`schemas::tables::Table`]): the same code for every
 //! register.
 //!
-//! Changes that only add rows are appended. The others are one Delta MERGE on the table's key
-//! whose source rows carry the change's name in a `merge_kind` column. The MERGE reads and
-//! rewrites only the partitions that hold these entities, before and after, so that an entity
-//! whose partition value was corrected (a person's birth year) moves and is never there twice.
+//! Changes that only add rows are appended. The others rewrite, copy-on-write, only the data
+//! files that hold a key the changes name, in one pass each:
+//!
+//! 1. one scan of the key columns of every file finds the files holding those keys (in any
+//!    partition, so an entity whose partition value was corrected moves and is never there
+//!    twice);
+//! 2. those files are read once, joined to the changes by key (the changes are the hash
+//!    table; the files stream past it), and written again with the changed rows changed, the
+//!    replaced and removed rows left out ([`changed_sql`]), in groups of files, and the new rows
+//!    added ([`added_sql`]);
+//! 3. one commit removes the files read and adds the files written, with the positions.
+//!
+//! This is a Delta MERGE without its general machinery (a CASE per column per clause, the
+//! full outer join and its bookkeeping), which cost about 15 s per million rows whatever the
+//! commit changed: during a catch-up, when a batch of random persons touches every file, the
+//! rewrite is what a commit costs. The commit is recorded as a MERGE that read the whole table,
+//! so maintenance compacting the same files meanwhile is a conflict, not rebased over.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTableError;
-use deltalake::datafusion::prelude::{SessionContext, lit};
-use deltalake::datafusion::scalar::ScalarValue;
-use deltalake::operations::merge::{InsertBuilder, UpdateBuilder};
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::operations::write::WriterStatsConfig;
+use deltalake::protocol::DeltaOperation;
+use futures::StreamExt as _;
 use schemas::tables::{Table, TableKind};
 use transform::change::Change;
 
@@ -23,8 +43,16 @@ use crate::IngestError;
 use crate::commit::{Commit, lake_error};
 use crate::lake::Lake;
 
-/// The tag of a MERGE source row that is added when its key is not matched.
+/// The tag of a change's rows that are added (and, in current state, replace the row with
+/// their key).
 const INSERT: &str = "insert";
+/// The column of a scan naming each row's data file.
+const FILE_COLUMN: &str = "regsync_file";
+/// Data files are rolled at this size while rewriting.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// Files read and written by one writer: it holds what it writes until it is closed, so this
+/// bounds a rewrite's memory (each file of a partitioned table is one partition's).
+const FILES_PER_WRITER: usize = 16;
 
 impl Lake {
     /// Applies `changes` to `table` and records the transactions, in one commit. Empty changes
@@ -52,176 +80,351 @@ impl Lake {
             let batches = changes.iter().map(|c| c.rows().clone()).collect();
             return self.append_all(table, batches, txns).await;
         }
-        self.merge(table, &changes, txns).await
+        self.rewrite(table, &changes, txns).await
     }
 
-    async fn merge(
+    async fn rewrite(
         &mut self,
         table: &'static Table,
         changes: &[Change],
         txns: &[(&str, i64)],
     ) -> Result<(), IngestError> {
+        let started = Instant::now();
         let delta = self.table(table).clone();
         let commit = Commit::new(table, self.url(), delta.version(), txns);
         let err = |e: DeltaTableError| commit.error(e);
+        let df = |e: DataFusionError| commit.error(e.into());
+        let snapshot = delta.snapshot().map_err(&err)?.clone();
+        let ctx = SessionContext::new();
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(&err)?;
         let tagged: Vec<RecordBatch> = changes
             .iter()
             .map(|c| with_kind(c.rows(), tag(c)))
             .collect::<Result<_, _>>()
             .map_err(|e| err(e.into()))?;
-        // The partitions to look in: those of every row that may match, and those where the
-        // table holds these keys now.
-        let matching: Vec<RecordBatch> = changes
+        let source = ctx.read_batches(tagged).map_err(df)?;
+        ctx.register_table("source", source.into_view())
+            .map_err(df)?;
+        self.refuse_repeated_keys(table, &ctx, &commit).await?;
+
+        // 1. The files holding a key the changes match.
+        let files: HashMap<String, deltalake::kernel::Remove> = snapshot
+            .log_data()
             .iter()
-            .zip(&tagged)
-            .filter(|(c, _)| !(table.kind == TableKind::History && c.only_adds()))
-            .map(|(_, b)| b.clone())
+            .map(|f| (f.object_store_path().to_string(), f.remove_action(true)))
             .collect();
-        let partitions = self.partitions_of(table, &matching).await?;
-        let source = SessionContext::new()
-            .read_batches(tagged)
-            .map_err(|e| err(e.into()))?;
-        let columns: Vec<String> = table
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let mut predicate = table
-            .key
-            .iter()
-            .map(|k| format!("target.{k} = source.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        if let Some(restriction) = partitions {
-            predicate.push_str(&format!(" AND {restriction}"));
-        }
-        if table.kind == TableKind::History {
-            predicate.push_str(&format!(
-                " AND source.merge_kind <> '{INSERT}' \
-                 AND (source.merge_kind IN ('scrub', 'withhold') OR target.valid_to IS NULL)"
-            ));
-        }
-        let builder = delta
-            .clone()
-            .merge(source, predicate.as_str())
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(commit.properties());
-        let builder = match table.kind {
-            TableKind::History => builder
-                .when_matched_update(|u| {
-                    let u = u
-                        .predicate("source.merge_kind = 'scrub'")
-                        .update("valid_to", "COALESCE(target.valid_to, source.valid_to)");
-                    withhold(u, table, false)
-                })
-                .map_err(&err)?
-                .when_matched_update(|u| {
-                    withhold(u.predicate("source.merge_kind = 'withhold'"), table, false)
-                })
-                .map_err(&err)?
-                .when_matched_update(|u| u.update("valid_to", "source.valid_to"))
-                .map_err(&err)?,
-            TableKind::Current | TableKind::Log => builder
-                .when_matched_update(|u| {
-                    withhold(u.predicate("source.merge_kind = 'withhold'"), table, true)
-                })
-                .map_err(&err)?
-                .when_matched_delete(|d| d.predicate("source.merge_kind = 'remove'"))
-                .map_err(&err)?
-                .when_matched_update(|u| {
-                    columns.iter().fold(
-                        u.predicate(format!("source.merge_kind = '{INSERT}'").as_str()),
-                        |u, c| u.update(c.as_str(), format!("source.{c}").as_str()),
-                    )
-                })
-                .map_err(&err)?,
-        };
-        let outcome = builder
-            .when_not_matched_insert(|i| insert_from_source(i, &columns))
-            .map_err(&err)?
-            .await
-            .map(|(updated, metrics)| {
-                tracing::debug!(
-                    table = table.name,
-                    inserted = metrics.num_target_rows_inserted,
-                    updated = metrics.num_target_rows_updated,
-                    deleted = metrics.num_target_rows_deleted,
-                    files_rewritten = metrics.num_target_files_removed,
-                    "merged"
+        let mut touched: Vec<String> = Vec::new();
+        if !files.is_empty() {
+            let provider = delta
+                .table_provider()
+                .with_file_column(FILE_COLUMN)
+                .build()
+                .await
+                .map_err(df)?;
+            ctx.register_table("target_files", Arc::new(provider))
+                .map_err(df)?;
+            let found = ctx
+                .sql(&touched_sql(table))
+                .await
+                .map_err(df)?
+                .collect()
+                .await
+                .map_err(df)?;
+            for batch in &found {
+                let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)
+                    .map_err(|e| err(e.into()))?;
+                touched.extend(
+                    column
+                        .as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_owned),
                 );
-                updated
-            });
+            }
+        }
+        // The scan names a file by its URL under the table's root: the log's path, decoded.
+        let root = delta.table_url().to_string();
+        let removes: Vec<Action> = touched
+            .iter()
+            .map(|t| {
+                let relative = t.strip_prefix(&root).unwrap_or(t);
+                deltalake::Path::from_url_path(relative)
+                    .ok()
+                    .and_then(|p| files.get(p.as_ref()))
+                    .map(|remove| Action::Remove(remove.clone()))
+                    .ok_or_else(|| {
+                        err(DeltaTableError::Generic(format!(
+                            "the scan named a data file the log does not hold: {t}"
+                        )))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+
+        // 2. Those files, changed, a group at a time (a writer holds the files it writes until
+        //    it is closed), then the new rows.
+        let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
+        let config = WriterConfig::new(
+            table.schema.clone(),
+            table
+                .partition_columns
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            None,
+            NonZeroU64::new(TARGET_FILE_BYTES),
+            None,
+            stats.num_indexed_cols,
+            stats.stats_columns,
+        );
+        touched.sort();
+        let mut adds = Vec::new();
+        let mut rows = 0usize;
+        let mut groups: Vec<Option<&[String]>> =
+            touched.chunks(FILES_PER_WRITER).map(Some).collect();
+        groups.push(None);
+        for group in groups {
+            let sql = match group {
+                Some(paths) => {
+                    let provider = delta
+                        .table_provider()
+                        .with_file_paths(paths.to_vec())
+                        .build()
+                        .await
+                        .map_err(df)?;
+                    ctx.deregister_table("target").map_err(df)?;
+                    ctx.register_table("target", Arc::new(provider))
+                        .map_err(df)?;
+                    changed_sql(table)
+                }
+                None => added_sql(table),
+            };
+            let mut writer = DeltaWriter::new(delta.log_store().object_store(None), config.clone());
+            let mut stream = ctx
+                .sql(&sql)
+                .await
+                .map_err(df)?
+                .execute_stream()
+                .await
+                .map_err(df)?;
+            while let Some(batch) = stream.next().await {
+                let batch =
+                    conform(&batch.map_err(df)?, &table.schema).map_err(|e| err(e.into()))?;
+                rows += batch.num_rows();
+                if batch.num_rows() > 0 {
+                    writer.write(&batch).await.map_err(&err)?;
+                }
+            }
+            adds.extend(writer.close().await.map_err(&err)?);
+        }
+
+        // 3. One commit.
+        let (removed, added) = (removes.len(), adds.len());
+        let mut actions = removes;
+        actions.extend(adds.into_iter().map(Action::Add));
+        let committed = CommitBuilder::from(commit.properties())
+            .with_actions(actions)
+            .build(
+                Some(&snapshot),
+                delta.log_store(),
+                // A MERGE without a predicate reads the whole table: a concurrent commit that
+                // added or removed data files (maintenance compacting them) is a conflict,
+                // retried, never rebased over (which would keep both the compacted and the
+                // rewritten copy of a row, and with them an address now withheld).
+                DeltaOperation::Merge {
+                    predicate: None,
+                    merge_predicate: Some(on(table, "source", "target")),
+                    matched_predicates: Vec::new(),
+                    not_matched_predicates: Vec::new(),
+                    not_matched_by_source_predicates: Vec::new(),
+                },
+            )
+            .await;
+        let outcome = match committed {
+            Ok(_) => {
+                let mut updated = delta.clone();
+                updated.update_incremental(None).await.map(|()| updated)
+            }
+            Err(e) => Err(e),
+        };
         let updated = commit.settle(outcome, &delta).await?;
+        tracing::debug!(
+            table = table.name,
+            files_rewritten = removed,
+            files_written = added,
+            rows_written = rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "changes applied"
+        );
         self.install(table, updated);
         Ok(())
     }
 
-    /// A predicate restricting a MERGE to the partitions of `rows` and those where the table
-    /// holds their keys (`None`: the table is not partitioned).
-    async fn partitions_of(
+    /// Refuses changes that name one key twice where the key picks the row to change: which
+    /// one applies would be a guess.
+    async fn refuse_repeated_keys(
         &self,
         table: &'static Table,
-        rows: &[RecordBatch],
-    ) -> Result<Option<String>, IngestError> {
-        let [column] = table.partition_columns else {
-            return Ok(None);
+        ctx: &SessionContext,
+        commit: &Commit,
+    ) -> Result<(), IngestError> {
+        let df = |e: DataFusionError| commit.error(e.into());
+        let keys = table.key.join(", ");
+        // History: a key's new versions are many; what changes its rows is one per key.
+        let only = match table.kind {
+            TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
+            TableKind::Current | TableKind::Log => String::new(),
         };
-        let err = lake_error(table, self.url());
-        let mut values = BTreeSet::new();
-        for b in rows {
-            values.extend(literals(b, column).map_err(|e| err(e.into()))?);
+        let repeated = ctx
+            .sql(&format!(
+                "SELECT {keys} FROM source {only} GROUP BY {keys} HAVING count(*) > 1 LIMIT 1"
+            ))
+            .await
+            .map_err(df)?
+            .collect()
+            .await
+            .map_err(df)?;
+        if let Some(batch) = repeated.iter().find(|b| b.num_rows() > 0) {
+            let named =
+                arrow::util::display::array_value_to_string(batch.column(0), 0).unwrap_or_default();
+            return Err(commit.error(DeltaTableError::Generic(format!(
+                "the changes name the key {named} more than once"
+            ))));
         }
-        let delta = self.table(table);
-        let rows: Vec<&RecordBatch> = rows.iter().filter(|b| b.num_rows() > 0).collect();
-        if !rows.is_empty() && delta.snapshot().is_ok_and(|s| s.log_data().num_files() > 0) {
-            let ctx = SessionContext::new();
-            let provider = delta.table_provider().await.map_err(|e| err(e.into()))?;
-            ctx.register_table("target", provider)
-                .map_err(|e| err(e.into()))?;
-            let keys: Vec<RecordBatch> = rows
-                .iter()
-                .map(|b| {
-                    let at: Vec<usize> = table
-                        .key
-                        .iter()
-                        .map(|k| b.schema().index_of(k))
-                        .collect::<Result<_, _>>()?;
-                    b.project(&at)
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(e.into()))?;
-            let keys = ctx.read_batches(keys).map_err(|e| err(e.into()))?;
-            ctx.register_table("keys", keys.into_view())
-                .map_err(|e| err(e.into()))?;
-            let on = table
-                .key
-                .iter()
-                .map(|k| format!("t.{k} = keys.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let found = ctx
-                .sql(&format!(
-                    "SELECT DISTINCT t.{column} FROM target t JOIN keys ON {on}"
-                ))
-                .await
-                .map_err(|e| err(e.into()))?
-                .collect()
-                .await
-                .map_err(|e| err(e.into()))?;
-            for b in &found {
-                values.extend(literals(b, column).map_err(|e| err(e.into()))?);
-            }
-        }
-        // No value matches nothing: `IN (NULL)` is never true.
-        let list = if values.is_empty() {
-            "NULL".to_owned()
-        } else {
-            values.into_iter().collect::<Vec<_>>().join(", ")
-        };
-        Ok(Some(format!("target.{column} IN ({list})")))
+        Ok(())
     }
+}
+
+/// The files of `target_files` holding a key that a change matches.
+fn touched_sql(table: &Table) -> String {
+    let on = on(table, "s", "t");
+    let keys = table.key.join(", ");
+    let which = match table.kind {
+        // New versions match nothing.
+        TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
+        TableKind::Current | TableKind::Log => String::new(),
+    };
+    format!(
+        "SELECT DISTINCT t.{FILE_COLUMN} FROM (SELECT DISTINCT {keys} FROM source {which}) s \
+         JOIN target_files t ON {on}"
+    )
+}
+
+/// The rows of the `target` files after the changes in `source`. The changes are the join's
+/// left side, so they are what is held in memory; the files stream past.
+///
+/// Current state: a row whose key is upserted (`insert`) or removed is left out (the upsert's
+/// row is added); a withheld key's row gets its withheld columns nulled and its
+/// `withhold_sets` columns from the change. History: a close ends the open version
+/// (`valid_to` null); a scrub does that and nulls the withheld columns of every version, a
+/// withhold only the latter.
+fn changed_sql(table: &Table) -> String {
+    let columns: Vec<&str> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let withheld = |c: &str| table.withheld_columns.contains(&c);
+    let (changed, filter): (Vec<String>, String) = match table.kind {
+        TableKind::History => (
+            columns
+                .iter()
+                .map(|c| {
+                    if *c == "valid_to" {
+                        "CASE WHEN s.merge_kind IN ('close', 'scrub') AND t.valid_to IS NULL \
+                         THEN s.valid_to ELSE t.valid_to END AS valid_to"
+                            .to_owned()
+                    } else if withheld(c) {
+                        format!(
+                            "CASE WHEN s.merge_kind IN ('scrub', 'withhold') THEN NULL \
+                             ELSE t.{c} END AS {c}"
+                        )
+                    } else {
+                        format!("t.{c} AS {c}")
+                    }
+                })
+                .collect(),
+            String::new(),
+        ),
+        TableKind::Current | TableKind::Log => (
+            columns
+                .iter()
+                .map(|c| {
+                    if withheld(c) {
+                        format!(
+                            "CASE WHEN s.merge_kind = 'withhold' THEN NULL ELSE t.{c} END AS {c}"
+                        )
+                    } else if table.withhold_sets.contains(c) {
+                        format!(
+                            "CASE WHEN s.merge_kind = 'withhold' THEN s.{c} ELSE t.{c} END AS {c}"
+                        )
+                    } else {
+                        format!("t.{c} AS {c}")
+                    }
+                })
+                .collect(),
+            "WHERE s.merge_kind IS NULL OR s.merge_kind = 'withhold'".to_owned(),
+        ),
+    };
+    let matching = match table.kind {
+        TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
+        TableKind::Current | TableKind::Log => String::new(),
+    };
+    format!(
+        "SELECT {changed} FROM (SELECT * FROM source {matching}) s RIGHT JOIN target t ON {on} \
+         {filter}",
+        changed = changed.join(", "),
+        on = on(table, "s", "t"),
+    )
+}
+
+/// The rows the changes add: upserted rows and new versions.
+fn added_sql(table: &Table) -> String {
+    let columns: Vec<&str> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    format!(
+        "SELECT {} FROM source WHERE merge_kind = '{INSERT}'",
+        columns.join(", ")
+    )
+}
+
+/// The join condition on the table's key.
+fn on(table: &Table, left: &str, right: &str) -> String {
+    table
+        .key
+        .iter()
+        .map(|k| format!("{left}.{k} = {right}.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The batch in the table's schema: its columns by name, cast to the table's types (a scan
+/// reads text as views and partition values as dictionaries).
+fn conform(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = batch.column_by_name(f.name()).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no column {}", f.name()))
+            })?;
+            if column.data_type() == f.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast(column, f.data_type())
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// Whether a change applies to a table of `kind`.
@@ -234,71 +437,12 @@ fn applies(kind: TableKind, change: &Change) -> bool {
     }
 }
 
-/// A change's tag in the MERGE source: every change that adds rows is an insert.
+/// A change's tag in the source: every change that adds rows is an insert.
 fn tag(change: &Change) -> &'static str {
     match change {
         Change::Append(_) | Change::Insert(_) | Change::Upsert(_) => INSERT,
         other => other.name(),
     }
-}
-
-/// The insert of a MERGE source row tagged as an insert, with every column of the table.
-fn insert_from_source(i: InsertBuilder, columns: &[String]) -> InsertBuilder {
-    columns.iter().fold(
-        i.predicate(format!("source.merge_kind = '{INSERT}'").as_str()),
-        |i, c| i.set(c.as_str(), format!("source.{c}").as_str()),
-    )
-}
-
-/// An update nulling the table's withheld columns and, with `sets`, setting its
-/// `withhold_sets` columns from the source row.
-fn withhold(u: UpdateBuilder, table: &Table, sets: bool) -> UpdateBuilder {
-    let u = if sets {
-        table
-            .withhold_sets
-            .iter()
-            .fold(u, |u, c| u.update(*c, format!("source.{c}").as_str()))
-    } else {
-        u
-    };
-    table.withheld_columns.iter().fold(u, |u, c| {
-        let null = table
-            .schema
-            .field_with_name(c)
-            .ok()
-            .and_then(|f| ScalarValue::try_from(f.data_type()).ok())
-            .unwrap_or(ScalarValue::Null);
-        u.update(*c, lit(null))
-    })
-}
-
-/// The distinct non-null values of a column as SQL literals (quotes doubled inside quotes).
-fn literals(
-    batch: &RecordBatch,
-    column: &str,
-) -> Result<BTreeSet<String>, arrow::error::ArrowError> {
-    let Some(values) = batch.column_by_name(column) else {
-        return Ok(BTreeSet::new());
-    };
-    // Integers as they are; anything else (text, dates) as a quoted literal, which DataFusion
-    // coerces to the column's type.
-    let quoted = !values.data_type().is_integer();
-    let text = arrow::compute::cast(values, &DataType::Utf8)?;
-    let text = text
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("cast to Utf8 gives a StringArray");
-    Ok((0..text.len())
-        .filter(|&i| !text.is_null(i))
-        .map(|i| {
-            let v = text.value(i);
-            if quoted {
-                format!("'{}'", v.replace('\'', "''"))
-            } else {
-                v.to_owned()
-            }
-        })
-        .collect())
 }
 
 /// The batch with a `merge_kind` column holding `kind` in every row.
@@ -313,4 +457,38 @@ fn with_kind(batch: &RecordBatch, kind: &str) -> Result<RecordBatch, arrow::erro
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![kind; batch.num_rows()])));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_closes_only_the_open_version_and_withholds_every_version() {
+        let sql = changed_sql(&schemas::tables::PERSON_HISTORY);
+        assert!(sql.contains(
+            "CASE WHEN s.merge_kind IN ('close', 'scrub') AND t.valid_to IS NULL THEN s.valid_to"
+        ));
+        for c in schemas::tables::PERSON_HISTORY.withheld_columns {
+            assert!(
+                sql.contains(&format!(
+                    "CASE WHEN s.merge_kind IN ('scrub', 'withhold') THEN NULL ELSE t.{c} END"
+                )),
+                "{c}"
+            );
+        }
+        // History keeps every row it reads.
+        assert!(!sql.contains("WHERE s.merge_kind IS NULL"));
+    }
+
+    #[test]
+    fn current_state_leaves_out_replaced_and_removed_rows() {
+        let sql = changed_sql(&schemas::tables::PERSON);
+        assert!(sql.contains("WHERE s.merge_kind IS NULL OR s.merge_kind = 'withhold'"));
+        for c in schemas::tables::PERSON.withhold_sets {
+            assert!(sql.contains(&format!(
+                "CASE WHEN s.merge_kind = 'withhold' THEN s.{c} ELSE t.{c} END"
+            )));
+        }
+    }
 }

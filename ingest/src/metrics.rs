@@ -229,7 +229,7 @@ pub fn render() -> String {
         "Sequence numbers committed to the lake and not yet published.",
         per(&|m| {
             let k = m.kafka_position.load(Relaxed);
-            if k == 0 && m.kafka_messages.load(Relaxed) == 0 {
+            if k <= 0 && m.kafka_messages.load(Relaxed) == 0 {
                 "0".into()
             } else {
                 (m.position.load(Relaxed) - k).max(0).to_string()

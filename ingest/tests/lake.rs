@@ -1,6 +1,7 @@
-//! The lake writer against a temporary lake: a MERGE of `person` moves a person whose birth year
-//! was corrected (never two rows), a removal and a withholding find their rows, the history MERGE
-//! closes, scrubs and inserts versions, and a change a table's kind does not take is refused.
+//! The lake writer against a temporary lake: a rewrite of `person` moves a person whose birth
+//! year was corrected (never two rows), a removal and a withholding find their rows, the history
+//! rewrite closes, scrubs and inserts versions, a change a table's kind does not take is
+//! refused, and a rewrite racing maintenance is a conflict, never two copies of a row.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::lake::Lake;
@@ -574,4 +575,67 @@ async fn an_earlier_versions_person_table_gains_the_new_columns_keeping_rows_and
         "{text}"
     );
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(8));
+}
+
+#[tokio::test]
+async fn a_rewrite_racing_maintenance_is_a_conflict_tried_again_and_never_keeps_two_copies() {
+    let (dir, mut lake) = temporary_lake().await;
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    // Three commits into one birth-year partition: three files that compaction merges.
+    for (n, id) in ["01019012345", "02019012345", "03019012345"]
+        .iter()
+        .enumerate()
+    {
+        let p = person(id, "1990-01-01", Some("Storgata"));
+        let n = n as i64 + 1;
+        lake.apply_changes(
+            &PERSON,
+            vec![Change::Append(encode::persons(&[(p, n)], at(1)).unwrap())],
+            &[(FREG_FEED, n)],
+        )
+        .await
+        .unwrap();
+    }
+    // Maintenance compacts the files this lake read last.
+    ingest::maintain::maintain_tables(
+        &url,
+        &ingest::maintain::MaintainOptions::default(),
+        &[&PERSON],
+    )
+    .await
+    .unwrap();
+    let withheld = Person {
+        person_id: "02019012345".into(),
+        address_protection: "ukjent".into(),
+        ..Person::default()
+    };
+    let change = || {
+        vec![Change::Withhold(
+            encode::persons(&[(withheld.clone(), 4)], at(2)).unwrap(),
+        )]
+    };
+    let raced = lake
+        .apply_changes(&PERSON, change(), &[(FREG_FEED, 4)])
+        .await
+        .expect_err("a rewrite of files maintenance replaced meanwhile is refused");
+    assert_eq!(
+        raced.kind(),
+        ingest::error::ErrorKind::Retryable,
+        "tried again from the new version: {raced}"
+    );
+    let mut lake = Lake::open(&url).await.unwrap();
+    lake.apply_changes(&PERSON, change(), &[(FREG_FEED, 4)])
+        .await
+        .unwrap();
+    let found = rows(
+        &lake,
+        &PERSON,
+        "SELECT person_id, street_name FROM person ORDER BY person_id",
+    )
+    .await;
+    assert_eq!(found.len(), 3, "one row per person: {found:?}");
+    assert!(
+        found[1].get("street_name").is_none_or(Value::is_null),
+        "the withheld address is in no row: {found:?}"
+    );
 }

@@ -161,8 +161,9 @@ pub static BRREG: LazyLock<Register> = LazyLock::new(|| Register {
 
 /// A unit's messages for a slice of one list's updates: its state, from the update that wrote
 /// the current row (a later update in a later slice publishes it then), or a tombstone from the
-/// update that removed it. `update_id` is the message's position. The first slice also carries
-/// every unit as the seed wrote it and no update has changed since (position 0).
+/// update that removed it. `update_id` is the message's position. The first slice (`{from}`
+/// below 0: nothing published yet) also carries every unit as the seed wrote it and no update
+/// has changed since (position 0).
 macro_rules! unit_changes {
     ($current:literal, $kind:literal) => {
         concat!(
@@ -180,7 +181,7 @@ macro_rules! unit_changes {
             "SELECT CAST(0 AS BIGINT) AS update_id, s.organization_number AS key, 'seeded' AS outcome, ",
             "s.updated_at AS occurred_at, s.* FROM ",
             $current,
-            " s WHERE s.last_update_id = 0 AND {from} = 0",
+            " s WHERE s.last_update_id = 0 AND {from} < 0",
             ") ORDER BY update_id, key"
         )
     };
@@ -217,8 +218,8 @@ pub static MATRIKKEL: LazyLock<Register> = LazyLock::new(|| Register {
 
 /// An address's messages for a slice of the change log: its state, from the change that wrote
 /// the current row, or a tombstone from the change that deleted it; `change_id` is the
-/// message's position. The first slice also carries every address as the address file seeded
-/// it and no change has changed since (position 0).
+/// message's position. The first slice (`{from}` below 0: nothing published yet) also carries
+/// every address as the address file seeded it and no change has changed since (position 0).
 const ADDRESS_CHANGES: &str = "SELECT * FROM (\
     SELECT c.change_id AS change_id, c.object_id AS key, c.outcome AS outcome, \
     c.occurred_at AS occurred_at, a.* \
@@ -229,7 +230,7 @@ const ADDRESS_CHANGES: &str = "SELECT * FROM (\
     AND (a.address_id IS NOT NULL OR c.outcome = 'removed') \
     UNION ALL \
     SELECT CAST(0 AS BIGINT) AS change_id, s.address_id AS key, 'seeded' AS outcome, \
-    s.updated_at AS occurred_at, s.* FROM address s WHERE s.last_change_id = 0 AND {from} = 0\
+    s.updated_at AS occurred_at, s.* FROM address s WHERE s.last_change_id = 0 AND {from} < 0\
     ) ORDER BY change_id, key";
 
 /// Every register regsync follows.

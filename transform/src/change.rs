@@ -44,7 +44,7 @@ impl Change {
         }
     }
 
-    /// The change's name, as the lake writer tags its rows in a MERGE.
+    /// The change's name, as the lake writer tags its rows when it joins them to the table.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Append(_) => "append",

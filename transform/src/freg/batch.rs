@@ -382,8 +382,8 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
             }
         }
     }
-    // One withhold per person, none for a person read after all (named twice): a MERGE source
-    // must not match a row twice.
+    // One withhold per person, none for a person read after all (named twice): the lake writer
+    // refuses a key changed twice.
     let read: HashSet<&str> = out
         .persons
         .iter()
