@@ -81,7 +81,7 @@ max_tries = 12
 url = "$lake"
 [worker]
 batch_events = 10000
-seed_batch_persons = 200000
+seed_batch_persons = 50000
 fetch_concurrency = 4
 poll_interval = "1s"
 [maintenance]
