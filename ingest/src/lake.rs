@@ -66,6 +66,18 @@ pub fn bounded_session() -> Result<SessionContext, deltalake::datafusion::error:
     ))
 }
 
+/// The table read again after a commit built on it (its log's new entries), or the commit's
+/// error.
+pub(crate) async fn read_after<T>(
+    delta: &DeltaTable,
+    committed: Result<T, DeltaTableError>,
+) -> Result<DeltaTable, DeltaTableError> {
+    committed?;
+    let mut updated = delta.clone();
+    updated.update_incremental(None).await?;
+    Ok(updated)
+}
+
 /// The open lake tables.
 pub struct Lake {
     url: Url,
@@ -327,13 +339,7 @@ impl Lake {
             .with_actions(Vec::new())
             .build(Some(state), delta.log_store(), operation)
             .await;
-        let outcome = match committed {
-            Ok(_) => {
-                let mut updated = delta.clone();
-                updated.update_incremental(None).await.map(|()| updated)
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = read_after(&delta, committed).await;
         let updated = commit.settle(outcome, &delta).await?;
         self.tables.insert(table.name, updated);
         Ok(())

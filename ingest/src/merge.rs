@@ -241,13 +241,7 @@ impl Lake {
                 },
             )
             .await;
-        let outcome = match committed {
-            Ok(_) => {
-                let mut updated = delta.clone();
-                updated.update_incremental(None).await.map(|()| updated)
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = crate::lake::read_after(&delta, committed).await;
         let updated = commit.settle(outcome, &delta).await?;
         tracing::debug!(
             table = table.name,
@@ -320,12 +314,7 @@ fn touched_sql(table: &Table) -> String {
 /// (`valid_to` null); a scrub does that and nulls the withheld columns of every version, a
 /// withhold only the latter.
 fn changed_sql(table: &Table) -> String {
-    let columns: Vec<&str> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let columns = column_names(table);
     let withheld = |c: &str| table.withheld_columns.contains(&c);
     let (changed, filter): (Vec<String>, String) = match table.kind {
         TableKind::History => (
@@ -382,16 +371,21 @@ fn changed_sql(table: &Table) -> String {
 
 /// The rows the changes add: upserted rows and new versions.
 fn added_sql(table: &Table) -> String {
-    let columns: Vec<&str> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let columns = column_names(table);
     format!(
         "SELECT {} FROM source WHERE merge_kind = '{INSERT}'",
         columns.join(", ")
     )
+}
+
+/// The table's column names, in order.
+fn column_names(table: &Table) -> Vec<&str> {
+    table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect()
 }
 
 /// The join condition on the table's key.
