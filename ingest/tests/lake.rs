@@ -639,3 +639,22 @@ async fn a_rewrite_racing_maintenance_is_a_conflict_tried_again_and_never_keeps_
         "the withheld address is in no row: {found:?}"
     );
 }
+
+#[tokio::test]
+async fn changes_naming_a_key_twice_are_refused_without_naming_the_identity_number() {
+    let (_dir, mut lake) = temporary_lake().await;
+    let a = person("01019012345", "1990-01-01", Some("Storgata"));
+    let b = person("01019012345", "1990-01-01", Some("Kirkegata"));
+    let rows = encode::persons(&[(a, 1), (b, 1)], at(1)).unwrap();
+    let err = lake
+        .apply_changes(&PERSON, vec![Change::Upsert(rows)], &[(FREG_FEED, 1)])
+        .await
+        .expect_err("which of two rows for one person applies would be a guess");
+    let text = err.to_string();
+    assert!(text.contains("more than once"), "{text}");
+    assert!(
+        !text.contains("01019012345"),
+        "no identity number in an error: {text}"
+    );
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), None);
+}
