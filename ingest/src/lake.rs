@@ -54,7 +54,7 @@ pub const SESSION_MEMORY: usize = 512 * 1024 * 1024;
 
 /// A DataFusion session whose memory is bounded by [`SESSION_MEMORY`], spilling to the
 /// system's temporary directory beyond it.
-pub fn bounded_session() -> Result<SessionContext, deltalake::datafusion::error::DataFusionError> {
+fn bounded_session() -> Result<SessionContext, deltalake::datafusion::error::DataFusionError> {
     use deltalake::datafusion::execution::memory_pool::FairSpillPool;
     use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
     let runtime = RuntimeEnvBuilder::new()

@@ -268,10 +268,7 @@ impl Lake {
         let df = |e: DataFusionError| commit.error(e.into());
         let keys = table.key.join(", ");
         // History: a key's new versions are many; what changes its rows is one per key.
-        let only = match table.kind {
-            TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
-            TableKind::Current | TableKind::Log => String::new(),
-        };
+        let only = matching(table);
         let repeated = ctx
             .sql(&format!(
                 "SELECT {keys} FROM source {only} GROUP BY {keys} HAVING count(*) > 1 LIMIT 10"
@@ -292,15 +289,20 @@ impl Lake {
     }
 }
 
+/// The filter of `source` to the changes that match the table's rows: in history, new versions
+/// match nothing; in current state, an upsert replaces the row it matches.
+fn matching(table: &Table) -> String {
+    match table.kind {
+        TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
+        TableKind::Current | TableKind::Log => String::new(),
+    }
+}
+
 /// The files of `target_files` holding a key that a change matches.
 fn touched_sql(table: &Table) -> String {
     let on = on(table, "s", "t");
     let keys = table.key.join(", ");
-    let which = match table.kind {
-        // New versions match nothing.
-        TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
-        TableKind::Current | TableKind::Log => String::new(),
-    };
+    let which = matching(table);
     format!(
         "SELECT DISTINCT t.{FILE_COLUMN} FROM (SELECT DISTINCT {keys} FROM source {which}) s \
          JOIN target_files t ON {on}"
@@ -359,10 +361,7 @@ fn changed_sql(table: &Table) -> String {
             "WHERE s.merge_kind IS NULL OR s.merge_kind = 'withhold'".to_owned(),
         ),
     };
-    let matching = match table.kind {
-        TableKind::History => format!("WHERE merge_kind <> '{INSERT}'"),
-        TableKind::Current | TableKind::Log => String::new(),
-    };
+    let matching = matching(table);
     format!(
         "SELECT {changed} FROM (SELECT * FROM source {matching}) s RIGHT JOIN target t ON {on} \
          {filter}",
