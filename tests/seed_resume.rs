@@ -1,5 +1,7 @@
 //! A seed that stopped with its tables at different extract batches resumes each table from
-//! its own position, whatever `seed_batch_persons` is now: no person is appended twice.
+//! its own position, whatever `seed_batch_persons` is now: no person is appended twice. A seed
+//! that completes leaves its partitioned tables compacted, a file per partition
+//! (`maintenance.after_seed`), unless the pipeline says not to.
 
 use chrono::Utc;
 use deltalake::datafusion::prelude::SessionContext;
@@ -14,6 +16,10 @@ use transform::freg::batch::plan_seed;
 use transform::freg::tables::Seed;
 
 fn pipeline(url: &str, seed_batch_persons: usize) -> Pipeline {
+    pipeline_with(url, seed_batch_persons, "")
+}
+
+fn pipeline_with(url: &str, seed_batch_persons: usize, extra: &str) -> Pipeline {
     Pipeline::parse(
         &format!(
             r#"name = "resume"
@@ -28,7 +34,7 @@ batch_events = 500
 seed_batch_persons = {seed_batch_persons}
 fetch_concurrency = 2
 poll_interval = "100ms"
-"#
+{extra}"#
         ),
         |_| None,
     )
@@ -122,5 +128,98 @@ async fn a_seed_resumed_with_another_batch_size_appends_no_person_twice() {
         )
         .await,
         3000
+    );
+}
+
+/// Data files in the table's current version, and its partitions.
+async fn files_and_partitions(lake: &std::path::Path, table: &str) -> (usize, usize) {
+    let url = url::Url::from_directory_path(lake.join(table)).unwrap();
+    let delta = deltalake::open_table(url).await.unwrap();
+    let files: Vec<String> = delta
+        .get_file_uris()
+        .unwrap()
+        .map(|f| f.to_string())
+        .collect();
+    let partitions: std::collections::HashSet<String> = files
+        .iter()
+        .map(|f| f.rsplit_once('/').unwrap().0.to_owned())
+        .collect();
+    (files.len(), partitions.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_seed_leaves_a_file_per_partition_unless_told_not_to() {
+    let stop = CancellationToken::new();
+    let sim = simulator::start(
+        simulator::Config {
+            persons: 3000,
+            seed: 23,
+            events_per_sec: 0.0,
+            ..simulator::Config::default()
+        },
+        "127.0.0.1:0",
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layouts = Vec::new();
+    for (name, extra) in [
+        ("compacted", ""),
+        ("as seeded", "[maintenance]\nafter_seed = false\n"),
+    ] {
+        let lake_dir = dir.path().join(name.replace(' ', "_"));
+        let options = RunOptions {
+            lake: Some(lake_dir.to_str().unwrap().to_owned()),
+            until_caught_up: true,
+            kafka: None,
+        };
+        // Six seed commits: a file per birth year in each.
+        ingest::run(
+            pipeline_with(&sim.url(), 500, extra),
+            options,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(count(&lake_dir, "SELECT count(*) FROM person").await, 3000);
+        assert_eq!(
+            count(&lake_dir, "SELECT count(DISTINCT person_id) FROM person").await,
+            3000,
+            "{name}"
+        );
+        assert_eq!(
+            count(
+                &lake_dir,
+                "SELECT count(*) FROM person_history WHERE valid_to IS NULL"
+            )
+            .await,
+            3000,
+            "{name}"
+        );
+        let person = files_and_partitions(&lake_dir, "person").await;
+        let history = files_and_partitions(&lake_dir, "person_history").await;
+        layouts.push((name, person, history));
+    }
+    stop.cancel();
+    let [
+        (_, compacted, compacted_history),
+        (_, seeded, seeded_history),
+    ] = layouts[..]
+    else {
+        unreachable!()
+    };
+    assert_eq!(compacted.0, compacted.1, "person compacted: {compacted:?}");
+    assert_eq!(
+        compacted_history.0, compacted_history.1,
+        "person_history compacted: {compacted_history:?}"
+    );
+    assert!(
+        seeded.0 > 2 * seeded.1,
+        "six seed commits leave several files per birth year: {seeded:?}"
+    );
+    assert!(
+        seeded_history.0 > 2 * seeded_history.1,
+        "{seeded_history:?}"
     );
 }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use schemas::cursor::{FREG_FEED, FREG_SEED_SEQUENCE};
-use schemas::tables::PERSON;
+use schemas::tables::{PERSON, Table};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -158,24 +158,53 @@ pub async fn follow(
     Ok(())
 }
 
-/// Maintains the lake, then reads it again. A failed maintenance is logged and tried again at
-/// the next scheduled time: it never stops the sync.
+/// Maintains the register's tables (and the shared ones: another register's worker maintains
+/// its own), then reads the lake again. A failed maintenance is logged and tried again at the
+/// next scheduled time: it never stops the sync.
 pub(crate) async fn maintain_between_commits(
     lake: &mut Lake,
     pipeline: &Pipeline,
     register: &schemas::register::Register,
 ) -> Result<(), IngestError> {
+    maintain_now(lake, pipeline, register, &register.lake_tables()).await
+}
+
+/// After a seed, compacts the register's partitioned tables, if the pipeline says so
+/// (`maintenance.after_seed`): the seed left a file per partition per commit.
+pub(crate) async fn compact_after_seed(
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    register: &schemas::register::Register,
+) -> Result<(), IngestError> {
+    let partitioned: Vec<&'static Table> = register
+        .feeds
+        .iter()
+        .flat_map(|f| f.tables.iter().copied())
+        .filter(|t| !t.partition_columns.is_empty())
+        .collect();
+    if !pipeline.maintenance.after_seed || partitioned.is_empty() {
+        return Ok(());
+    }
+    info!(tables = partitioned.len(), "compacting what the seed wrote");
+    maintain_now(lake, pipeline, register, &partitioned).await
+}
+
+async fn maintain_now(
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    register: &schemas::register::Register,
+    tables: &[&'static Table],
+) -> Result<(), IngestError> {
     let url = lake.url().clone();
-    // Its own register's tables (and the shared ones): another register's worker maintains
-    // its own.
-    let tables = register.lake_tables();
-    match crate::maintain::maintain_tables(&url, &pipeline.maintenance, &tables).await {
+    let started = Instant::now();
+    match crate::maintain::maintain_tables(&url, &pipeline.maintenance, tables).await {
         Ok(tables) => {
             let removed: u64 = tables.iter().map(|t| t.files_removed).sum();
             let vacuumed: usize = tables.iter().map(|t| t.files_vacuumed).sum();
             info!(
                 files_compacted = removed,
                 files_vacuumed = vacuumed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
                 "lake maintained"
             );
         }

@@ -74,12 +74,14 @@ async fn seed_and_follow(
     shutdown: &CancellationToken,
     report: &mut Report,
 ) -> Result<(), IngestError> {
-    if lake.position(&PERSON, FREG_FEED).await?.is_none()
-        && seed(client, lake, pipeline, shutdown, report)
+    if lake.position(&PERSON, FREG_FEED).await?.is_none() {
+        if seed(client, lake, pipeline, shutdown, report)
             .await?
             .is_none()
-    {
-        return Ok(());
+        {
+            return Ok(());
+        }
+        crate::follow::compact_after_seed(lake, pipeline, &schemas::register::FREG).await?;
     }
     let mut reseeded: Option<i64> = None;
     loop {

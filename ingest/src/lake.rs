@@ -313,6 +313,7 @@ impl Lake {
         let outcome = delta
             .clone()
             .write(batches)
+            .with_writer_properties(crate::files::writer_properties(table))
             .with_commit_properties(commit.properties())
             .await;
         let updated = commit.settle(outcome, &delta).await?;

@@ -34,6 +34,7 @@ pub mod client;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod follow;
 pub mod freg;
 pub mod http;

@@ -50,6 +50,11 @@ pub struct MaintainOptions {
     /// Z-order tables with cluster columns (otherwise: bin-packing compaction only).
     #[serde(default = "crate::config::yes")]
     pub zorder: bool,
+    /// Compact the partitioned tables once a seed completes: a seed writes a file per
+    /// partition per commit (about 10 000 small files for a national `person`), which every
+    /// later rewrite and every citizen list would otherwise pay for until the schedule's turn.
+    #[serde(default = "crate::config::yes")]
+    pub after_seed: bool,
 }
 
 fn default_every() -> Duration {
@@ -69,6 +74,7 @@ impl Default for MaintainOptions {
             vacuum_retention: default_retention(),
             target_file_bytes: default_target(),
             zorder: true,
+            after_seed: true,
         }
     }
 }
@@ -285,6 +291,7 @@ async fn maintain_table(
                 .optimize()
                 .with_type(OptimizeType::ZOrder(columns))
                 .with_filters(&filters)
+                .with_writer_properties(crate::files::writer_properties(table))
                 .with_target_size(target)
                 .await
                 .map_err(&err)?
@@ -293,6 +300,7 @@ async fn maintain_table(
         _ if before.files > 1 => delta
             .optimize()
             .with_type(OptimizeType::Compact)
+            .with_writer_properties(crate::files::writer_properties(table))
             .with_target_size(target)
             .await
             .map_err(&err)?,

@@ -30,7 +30,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTableError;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::operations::write::WriterStatsConfig;
@@ -95,7 +95,12 @@ impl Lake {
         let err = |e: DeltaTableError| commit.error(e);
         let df = |e: DataFusionError| commit.error(e.into());
         let snapshot = delta.snapshot().map_err(&err)?.clone();
-        let ctx = SessionContext::new();
+        // Text is read as it is written (not as views), so the rows go to the writer uncast.
+        let ctx = SessionContext::new_with_config(SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        ));
+        let session = Arc::new(ctx.state());
         delta
             .update_datafusion_session(&ctx.state())
             .map_err(&err)?;
@@ -119,6 +124,7 @@ impl Lake {
         if !files.is_empty() {
             let provider = delta
                 .table_provider()
+                .with_session(session.clone())
                 .with_file_column(FILE_COLUMN)
                 .build()
                 .await
@@ -172,7 +178,7 @@ impl Lake {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
-            None,
+            Some(crate::files::writer_properties(table)),
             NonZeroU64::new(TARGET_FILE_BYTES),
             None,
             stats.num_indexed_cols,
@@ -190,6 +196,7 @@ impl Lake {
                 Some(paths) => {
                     let provider = delta
                         .table_provider()
+                        .with_session(session.clone())
                         .with_file_paths(paths.to_vec())
                         .build()
                         .await
