@@ -10,8 +10,8 @@
 //!    twice);
 //! 2. those files are read once, joined to the changes by key (the changes are the hash
 //!    table; the files stream past it), and written again with the changed rows changed, the
-//!    replaced and removed rows left out ([`changed_sql`]), in groups of files, and the new rows
-//!    added ([`added_sql`]);
+//!    replaced and removed rows left out ([`changed_sql`]), in groups of files (two groups
+//!    at once, each with its own writer), and the new rows added ([`added_sql`]);
 //! 3. one commit removes the files read and adds the files written, with the positions.
 //!
 //! This is a Delta MERGE without its general machinery (a CASE per column per clause, the
@@ -53,6 +53,9 @@ const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// Files read and written by one writer: it holds what it writes until it is closed, so this
 /// bounds a rewrite's memory (each file of a partitioned table is one partition's).
 const FILES_PER_WRITER: usize = 16;
+/// Writers running at once: one per core of the machine this was sized on (encoding Parquet is
+/// most of a rewrite's time, and a writer encodes on one thread).
+const WRITERS_AT_ONCE: usize = 2;
 
 impl Lake {
     /// Applies `changes` to `table` and records the transactions, in one commit. Empty changes
@@ -186,45 +189,45 @@ impl Lake {
         );
         touched.sort();
         touched.dedup();
-        let mut adds = Vec::new();
-        let mut rows = 0usize;
-        let mut groups: Vec<Option<&[String]>> =
-            touched.chunks(FILES_PER_WRITER).map(Some).collect();
-        groups.push(None);
-        for group in groups {
-            let sql = match group {
-                Some(paths) => {
-                    let provider = delta
-                        .table_provider()
-                        .with_session(session.clone())
-                        .with_file_paths(paths.to_vec())
-                        .build()
-                        .await
-                        .map_err(df)?;
-                    ctx.deregister_table("target").map_err(df)?;
-                    ctx.register_table("target", Arc::new(provider))
-                        .map_err(df)?;
-                    changed_sql(table)
-                }
-                None => added_sql(table),
-            };
-            let mut writer = DeltaWriter::new(delta.log_store().object_store(None), config.clone());
-            let mut stream = ctx
-                .sql(&sql)
-                .await
-                .map_err(df)?
-                .execute_stream()
-                .await
-                .map_err(df)?;
-            while let Some(batch) = stream.next().await {
-                let batch =
-                    conform(&batch.map_err(df)?, &table.schema).map_err(|e| err(e.into()))?;
-                rows += batch.num_rows();
-                if batch.num_rows() > 0 {
-                    writer.write(&batch).await.map_err(&err)?;
-                }
-            }
-            adds.extend(writer.close().await.map_err(&err)?);
+        let groups: Vec<Option<Vec<String>>> = touched
+            .chunks(FILES_PER_WRITER)
+            .map(|paths| Some(paths.to_vec()))
+            .chain([None])
+            .collect();
+        // Spawned lazily, so at most `WRITERS_AT_ONCE` run: each holds its own files.
+        let writers = groups.into_iter().enumerate().map(|(n, group)| {
+            let (ctx, delta, session, config) =
+                (ctx.clone(), delta.clone(), session.clone(), config.clone());
+            tokio::spawn(async move {
+                let sql = match group {
+                    Some(paths) => {
+                        let provider = delta
+                            .table_provider()
+                            .with_session(session)
+                            .with_file_paths(paths)
+                            .build()
+                            .await?;
+                        let name = format!("target_{n}");
+                        ctx.register_table(name.as_str(), Arc::new(provider))?;
+                        changed_sql(table, &name)
+                    }
+                    None => added_sql(table),
+                };
+                write_rows(&ctx, &sql, &delta, config, table).await
+            })
+        });
+        let mut written = futures::stream::iter(writers).buffer_unordered(WRITERS_AT_ONCE);
+        let (mut adds, mut rows) = (Vec::new(), 0usize);
+        while let Some(done) = written.next().await {
+            let (added, n) = done
+                .map_err(|e| {
+                    err(DeltaTableError::Generic(format!(
+                        "a file writer failed: {e}"
+                    )))
+                })?
+                .map_err(&err)?;
+            adds.extend(added);
+            rows += n;
         }
 
         // 3. One commit.
@@ -296,6 +299,27 @@ impl Lake {
     }
 }
 
+/// Runs `sql` and writes its rows as the table's data files: the files' add actions and the rows.
+async fn write_rows(
+    ctx: &SessionContext,
+    sql: &str,
+    delta: &deltalake::DeltaTable,
+    config: WriterConfig,
+    table: &'static Table,
+) -> Result<(Vec<deltalake::kernel::Add>, usize), DeltaTableError> {
+    let mut writer = DeltaWriter::new(delta.log_store().object_store(None), config);
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = conform(&batch?, &table.schema)?;
+        rows += batch.num_rows();
+        if batch.num_rows() > 0 {
+            writer.write(&batch).await?;
+        }
+    }
+    Ok((writer.close().await?, rows))
+}
+
 /// The filter of `source` to the changes that match the table's rows: in history, new versions
 /// match nothing; in current state, an upsert replaces the row it matches.
 fn matching(table: &Table) -> String {
@@ -316,15 +340,15 @@ fn touched_sql(table: &Table) -> String {
     )
 }
 
-/// The rows of the `target` files after the changes in `source`. The changes are the join's
-/// left side, so they are what is held in memory; the files stream past.
+/// The rows of the files registered as `target` after the changes in `source`. The changes
+/// are the join's left side, so they are what is held in memory; the files stream past.
 ///
 /// Current state: a row whose key is upserted (`insert`) or removed is left out (the upsert's
 /// row is added); a withheld key's row gets its withheld columns nulled and its
 /// `withhold_sets` columns from the change. History: a close ends the open version
 /// (`valid_to` null); a scrub does that and nulls the withheld columns of every version, a
 /// withhold only the latter.
-fn changed_sql(table: &Table) -> String {
+fn changed_sql(table: &Table, target: &str) -> String {
     let columns = column_names(table);
     let withheld = |c: &str| table.withheld_columns.contains(&c);
     let (changed, filter): (Vec<String>, String) = match table.kind {
@@ -370,7 +394,7 @@ fn changed_sql(table: &Table) -> String {
     };
     let matching = matching(table);
     format!(
-        "SELECT {changed} FROM (SELECT * FROM source {matching}) s RIGHT JOIN target t ON {on} \
+        "SELECT {changed} FROM (SELECT * FROM source {matching}) s RIGHT JOIN {target} t ON {on} \
          {filter}",
         changed = changed.join(", "),
         on = on(table, "s", "t"),
@@ -467,7 +491,7 @@ mod tests {
 
     #[test]
     fn history_closes_only_the_open_version_and_withholds_every_version() {
-        let sql = changed_sql(&schemas::tables::PERSON_HISTORY);
+        let sql = changed_sql(&schemas::tables::PERSON_HISTORY, "target");
         assert!(sql.contains(
             "CASE WHEN s.merge_kind IN ('close', 'scrub') AND t.valid_to IS NULL THEN s.valid_to"
         ));
@@ -485,7 +509,7 @@ mod tests {
 
     #[test]
     fn current_state_leaves_out_replaced_and_removed_rows() {
-        let sql = changed_sql(&schemas::tables::PERSON);
+        let sql = changed_sql(&schemas::tables::PERSON, "target");
         assert!(sql.contains("WHERE s.merge_kind IS NULL OR s.merge_kind = 'withhold'"));
         for c in schemas::tables::PERSON.withhold_sets {
             assert!(sql.contains(&format!(

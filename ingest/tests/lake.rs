@@ -1,7 +1,8 @@
 //! The lake writer against a temporary lake: a rewrite of `person` moves a person whose birth
 //! year was corrected (never two rows), a removal and a withholding find their rows, the history
 //! rewrite closes, scrubs and inserts versions, a change a table's kind does not take is
-//! refused, and a rewrite racing maintenance is a conflict, never two copies of a row.
+//! refused, a rewrite racing maintenance is a conflict, never two copies of a row, and a
+//! rewrite of more files than one writer takes changes every row once.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::lake::Lake;
@@ -657,4 +658,69 @@ async fn changes_naming_a_key_twice_are_refused_without_naming_the_identity_numb
         "no identity number in an error: {text}"
     );
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_of_more_files_than_one_writer_takes_changes_each_row_once() {
+    let (_dir, mut lake) = temporary_lake().await;
+    // 60 birth years, two commits: 120 files, several groups of writers running at once.
+    let id = |year: u32, n: u32| format!("{:02}01{:02}{:05}", n + 1, year % 100, 10000 + n);
+    for n in 0..2 {
+        let persons: Vec<(Person, i64)> = (1940..2000)
+            .map(|year| {
+                let born = format!("{year}-01-{:02}", n + 1);
+                (person(&id(year, n), &born, Some("Storgata")), 1)
+            })
+            .collect();
+        let batch = encode::persons(&persons, at(1)).unwrap();
+        lake.apply_changes(&PERSON, vec![Change::Append(batch)], &[(FREG_FEED, 1)])
+            .await
+            .unwrap();
+    }
+    // Every person of the first commit moves; those born in odd years of the second are
+    // withheld; one new person is added.
+    let moved: Vec<(Person, i64)> = (1940..2000)
+        .map(|year| {
+            let born = format!("{year}-01-01");
+            (person(&id(year, 0), &born, Some("Nygata")), 2)
+        })
+        .chain([(person("31129912345", "1999-12-31", Some("Nygata")), 2)])
+        .collect();
+    let withheld: Vec<(Person, i64)> = (1940..2000)
+        .filter(|year| year % 2 == 1)
+        .map(|year| {
+            let p = Person {
+                person_id: id(year, 1),
+                address_protection: "strengtFortrolig".into(),
+                ..Person::default()
+            };
+            (p, 2)
+        })
+        .collect();
+    lake.apply_changes(
+        &PERSON,
+        vec![
+            Change::Upsert(encode::persons(&moved, at(2)).unwrap()),
+            Change::Withhold(encode::persons(&withheld, at(2)).unwrap()),
+        ],
+        &[(FREG_FEED, 2)],
+    )
+    .await
+    .unwrap();
+    lake.refresh().await.unwrap();
+    let found = rows(
+        &lake,
+        &PERSON,
+        "SELECT count(*) AS n, count(DISTINCT person_id) AS persons, \
+         sum(CASE WHEN street_name = 'Nygata' THEN 1 ELSE 0 END) AS moved, \
+         sum(CASE WHEN street_name IS NULL THEN 1 ELSE 0 END) AS withheld, \
+         sum(CASE WHEN street_name = 'Storgata' THEN 1 ELSE 0 END) AS untouched FROM person",
+    )
+    .await;
+    assert_eq!(found[0]["n"], 121, "{found:?}");
+    assert_eq!(found[0]["persons"], 121);
+    assert_eq!(found[0]["moved"], 61);
+    assert_eq!(found[0]["withheld"], 30);
+    assert_eq!(found[0]["untouched"], 30);
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(2));
 }
