@@ -54,6 +54,7 @@ fetch_concurrency = 4
 poll_interval = "1s"
 [maintenance]
 every = "0s"
+after_seed = false
 EOF
 
 head() { curl -sf "$api/v1/hendelser/siste/sekvensnummer"; }

@@ -95,9 +95,11 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 seed_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
 # The compaction of what the seed wrote (maintenance.after_seed) is part of the run's time.
-compact_s=$(sed -n 's/.*lake maintained.*elapsed_ms=\([0-9]*\).*/\1/p' "$work/seed.log" | head -1)
+compact_ms=$(sed -n 's/.*lake maintained.*elapsed_ms=\([0-9]*\).*/\1/p' "$work/seed.log" | head -1)
+compacted="not run"
+if [[ -n "$compact_ms" ]]; then compacted="$(python3 -c "print(f'{$compact_ms / 1000:.1f} s')")"; fi
 row "seed $persons persons (regsync run --until-caught-up)" \
-  "$(python3 -c "print(f'{$persons / ($t1 - $t0):,.0f} persons/s')"), ${seed_s} s (of which compaction $(python3 -c "print(f'{${compact_s:-0} / 1000:.1f}')") s)" \
+  "$(python3 -c "print(f'{$persons / ($t1 - $t0):,.0f} persons/s')"), ${seed_s} s (of which compaction $compacted)" \
   "peak RSS regsync $(( $(cat "$work/seed.rss") / 1024 )) MB, simulator $(( $(peak_kb "$sim_pid") / 1024 )) MB"
 fi
 

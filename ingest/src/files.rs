@@ -1,6 +1,8 @@
 //! How the lake's data files are written: one set of Parquet writer properties per table, used
 //! by every writer (appends, the copy-on-write rewrite, maintenance), so a file reads the same
-//! whichever wrote it.
+//! whichever wrote it. Only the compression differs: the files the worker writes, which the
+//! next commit may rewrite, are Snappy (fast to write); maintenance's, which stay, are zstd
+//! (about a fifth smaller, written off the worker's path).
 //!
 //! A dictionary is kept for the columns whose values repeat (municipality, status, names,
 //! dates, positions) and left out for identifiers (the key and every `*_id` column): their
@@ -10,16 +12,29 @@
 //! files.
 
 use arrow::datatypes::DataType;
-use deltalake::parquet::basic::Compression;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use schemas::tables::Table;
 
+/// How long a file is expected to stay as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// By the worker: appended or rewritten, and likely rewritten again by a later commit.
+    Often,
+    /// By maintenance: compacted files, read many times before they are rewritten.
+    ToStay,
+}
+
 /// The Parquet writer properties of `table`'s data files.
-pub fn writer_properties(table: &Table) -> WriterProperties {
+pub fn writer_properties(table: &Table, written: Written) -> WriterProperties {
+    let compression = match written {
+        Written::Often => Compression::SNAPPY,
+        Written::ToStay => Compression::ZSTD(ZstdLevel::try_new(4).expect("a valid zstd level")),
+    };
     let mut builder = WriterProperties::builder()
-        .set_created_by(format!("regsync {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("regsync version {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(compression)
         .set_statistics_enabled(EnabledStatistics::Page);
     for name in identifier_columns(table) {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
@@ -45,7 +60,7 @@ mod tests {
     #[test]
     fn identifiers_are_written_without_a_dictionary_and_repeated_values_with_one() {
         let person = &schemas::tables::PERSON;
-        let props = writer_properties(person);
+        let props = writer_properties(person, Written::Often);
         for plain in [
             "person_id",
             "mother_id",
@@ -67,5 +82,10 @@ mod tests {
             props.statistics_enabled(&ColumnPath::from("municipality_number")),
             EnabledStatistics::Page
         );
+        let column = ColumnPath::from("status");
+        assert_eq!(props.compression(&column), Compression::SNAPPY);
+        let kept = writer_properties(person, Written::ToStay);
+        assert!(matches!(kept.compression(&column), Compression::ZSTD(_)));
+        assert!(!kept.dictionary_enabled(&ColumnPath::from("person_id")));
     }
 }

@@ -166,15 +166,18 @@ pub(crate) async fn maintain_between_commits(
     pipeline: &Pipeline,
     register: &schemas::register::Register,
 ) -> Result<(), IngestError> {
-    maintain_now(lake, pipeline, register, &register.lake_tables()).await
+    let then = "trying again at the next scheduled time";
+    maintain_now(lake, pipeline, register, &register.lake_tables(), then).await
 }
 
-/// After a seed, compacts the register's partitioned tables, if the pipeline says so
-/// (`maintenance.after_seed`): the seed left a file per partition per commit.
+/// After the first seed, maintains the register's partitioned tables, if the pipeline says so
+/// (`maintenance.after_seed`) and the worker is not stopping: the seed left a file per
+/// partition per commit. A failure is logged; the schedule or `regsync maintain` compacts later.
 pub(crate) async fn compact_after_seed(
     lake: &mut Lake,
     pipeline: &Pipeline,
     register: &schemas::register::Register,
+    shutdown: &CancellationToken,
 ) -> Result<(), IngestError> {
     let partitioned: Vec<&'static Table> = register
         .feeds
@@ -182,18 +185,21 @@ pub(crate) async fn compact_after_seed(
         .flat_map(|f| f.tables.iter().copied())
         .filter(|t| !t.partition_columns.is_empty())
         .collect();
-    if !pipeline.maintenance.after_seed || partitioned.is_empty() {
+    if !pipeline.maintenance.after_seed || partitioned.is_empty() || shutdown.is_cancelled() {
         return Ok(());
     }
     info!(tables = partitioned.len(), "compacting what the seed wrote");
-    maintain_now(lake, pipeline, register, &partitioned).await
+    let then = "the schedule or `regsync maintain` compacts them later";
+    maintain_now(lake, pipeline, register, &partitioned, then).await
 }
 
+/// Maintains `tables`, then reads the lake again; a failure is logged with what happens `then`.
 async fn maintain_now(
     lake: &mut Lake,
     pipeline: &Pipeline,
     register: &schemas::register::Register,
     tables: &[&'static Table],
+    then: &str,
 ) -> Result<(), IngestError> {
     let url = lake.url().clone();
     let started = Instant::now();
@@ -209,7 +215,7 @@ async fn maintain_now(
             );
         }
         Err(e) => {
-            warn!(error = %e, "lake maintenance failed; trying again at the next scheduled time")
+            warn!(error = %e, then, "lake maintenance failed")
         }
     }
     *lake = Lake::open_tables(&url, &register.lake_tables()).await?;

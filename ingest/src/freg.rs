@@ -81,7 +81,8 @@ async fn seed_and_follow(
         {
             return Ok(());
         }
-        crate::follow::compact_after_seed(lake, pipeline, &schemas::register::FREG).await?;
+        crate::follow::compact_after_seed(lake, pipeline, &schemas::register::FREG, shutdown)
+            .await?;
     }
     let mut reseeded: Option<i64> = None;
     loop {

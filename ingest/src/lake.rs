@@ -313,7 +313,10 @@ impl Lake {
         let outcome = delta
             .clone()
             .write(batches)
-            .with_writer_properties(crate::files::writer_properties(table))
+            .with_writer_properties(crate::files::writer_properties(
+                table,
+                crate::files::Written::Often,
+            ))
             .with_commit_properties(commit.properties())
             .await;
         let updated = commit.settle(outcome, &delta).await?;

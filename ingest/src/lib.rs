@@ -21,6 +21,7 @@
 //! - [`apply`]: planned rows to the tables, each commit with its position.
 //! - [`merge`]: a plan's changes to one table in one commit (append, or a copy-on-write
 //!   rewrite of the files holding the changed keys), for every register.
+//! - [`files`]: how data files are written (Parquet properties per table).
 //! - [`register`]: each register behind one trait ([`register::Source`]).
 //! - [`migrate`]: tables written by an earlier version.
 //! - [`stream`]: large files read as they arrive, for parsers on a blocking thread.

@@ -31,7 +31,8 @@ use crate::lake::table_url;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintainOptions {
-    /// How often the worker maintains the lake while it runs (`"0s"`: never).
+    /// How often the worker maintains the lake between commits while it runs (`"0s"`: never;
+    /// `after_seed` is apart from it).
     #[serde(
         default = "default_every",
         deserialize_with = "crate::config::duration"
@@ -50,8 +51,8 @@ pub struct MaintainOptions {
     /// Z-order tables with cluster columns (otherwise: bin-packing compaction only).
     #[serde(default = "crate::config::yes")]
     pub zorder: bool,
-    /// Compact the partitioned tables once a seed completes: a seed writes a file per
-    /// partition per commit (about 10 000 small files for a national `person`), which every
+    /// Maintain (compact, checkpoint, vacuum) the partitioned tables once the first seed
+    /// completes: a seed writes a file per partition per commit (about 10 000 small files for a national `person`), which every
     /// later rewrite and every citizen list would otherwise pay for until the schedule's turn.
     #[serde(default = "crate::config::yes")]
     pub after_seed: bool,
@@ -291,7 +292,10 @@ async fn maintain_table(
                 .optimize()
                 .with_type(OptimizeType::ZOrder(columns))
                 .with_filters(&filters)
-                .with_writer_properties(crate::files::writer_properties(table))
+                .with_writer_properties(crate::files::writer_properties(
+                    table,
+                    crate::files::Written::ToStay,
+                ))
                 .with_target_size(target)
                 .await
                 .map_err(&err)?
@@ -300,7 +304,10 @@ async fn maintain_table(
         _ if before.files > 1 => delta
             .optimize()
             .with_type(OptimizeType::Compact)
-            .with_writer_properties(crate::files::writer_properties(table))
+            .with_writer_properties(crate::files::writer_properties(
+                table,
+                crate::files::Written::ToStay,
+            ))
             .with_target_size(target)
             .await
             .map_err(&err)?,

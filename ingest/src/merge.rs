@@ -37,6 +37,7 @@ use deltalake::operations::write::WriterStatsConfig;
 use deltalake::protocol::DeltaOperation;
 use futures::StreamExt as _;
 use schemas::tables::{Table, TableKind};
+use tracing::Instrument as _;
 use transform::change::Change;
 
 use crate::IngestError;
@@ -51,8 +52,9 @@ const FILE_COLUMN: &str = "regsync_file";
 /// Data files are rolled at this size while rewriting.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// Files read and written by one writer: it holds what it writes until it is closed, so this
-/// bounds a rewrite's memory (each file of a partitioned table is one partition's).
-const FILES_PER_WRITER: usize = 16;
+/// and [`WRITERS_AT_ONCE`] bound a rewrite's memory (each file of a partitioned table is one
+/// partition's), beside one hash table of the changes per writer.
+const FILES_PER_WRITER: usize = 8;
 /// Writers running at once: one per core of the machine this was sized on (encoding Parquet is
 /// most of a rewrite's time, and a writer encodes on one thread).
 const WRITERS_AT_ONCE: usize = 2;
@@ -181,7 +183,10 @@ impl Lake {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
-            Some(crate::files::writer_properties(table)),
+            Some(crate::files::writer_properties(
+                table,
+                crate::files::Written::Often,
+            )),
             NonZeroU64::new(TARGET_FILE_BYTES),
             None,
             stats.num_indexed_cols,
@@ -194,31 +199,41 @@ impl Lake {
             .map(|paths| Some(paths.to_vec()))
             .chain([None])
             .collect();
-        // Spawned lazily, so at most `WRITERS_AT_ONCE` run: each holds its own files.
-        let writers = groups.into_iter().enumerate().map(|(n, group)| {
-            let (ctx, delta, session, config) =
-                (ctx.clone(), delta.clone(), session.clone(), config.clone());
-            tokio::spawn(async move {
-                let sql = match group {
-                    Some(paths) => {
-                        let provider = delta
-                            .table_provider()
-                            .with_session(session)
-                            .with_file_paths(paths)
-                            .build()
-                            .await?;
-                        let name = format!("target_{n}");
-                        ctx.register_table(name.as_str(), Arc::new(provider))?;
-                        changed_sql(table, &name)
-                    }
-                    None => added_sql(table),
-                };
-                write_rows(&ctx, &sql, &delta, config, table).await
-            })
-        });
-        let mut written = futures::stream::iter(writers).buffer_unordered(WRITERS_AT_ONCE);
+        // At most `WRITERS_AT_ONCE` run, each holding its own files. A failure stops the others
+        // (the set aborts what it holds when dropped), and nothing is committed.
+        let mut groups = groups.into_iter().enumerate();
+        let mut writers = tokio::task::JoinSet::new();
         let (mut adds, mut rows) = (Vec::new(), 0usize);
-        while let Some(done) = written.next().await {
+        loop {
+            while writers.len() < WRITERS_AT_ONCE
+                && let Some((n, group)) = groups.next()
+            {
+                let (ctx, delta, session, config) =
+                    (ctx.clone(), delta.clone(), session.clone(), config.clone());
+                writers.spawn(
+                    async move {
+                        let sql = match group {
+                            Some(paths) => {
+                                let provider = delta
+                                    .table_provider()
+                                    .with_session(session)
+                                    .with_file_paths(paths)
+                                    .build()
+                                    .await?;
+                                let name = format!("target_{n}");
+                                ctx.register_table(name.as_str(), Arc::new(provider))?;
+                                changed_sql(table, &name)
+                            }
+                            None => added_sql(table),
+                        };
+                        write_rows(&ctx, &sql, &delta, config, table).await
+                    }
+                    .in_current_span(),
+                );
+            }
+            let Some(done) = writers.join_next().await else {
+                break;
+            };
             let (added, n) = done
                 .map_err(|e| {
                     err(DeltaTableError::Generic(format!(
@@ -430,8 +445,8 @@ fn on(table: &Table, left: &str, right: &str) -> String {
         .join(" AND ")
 }
 
-/// The batch in the table's schema: its columns by name, cast to the table's types (a scan
-/// reads text as views and partition values as dictionaries).
+/// The batch in the table's schema: its columns by name, cast to the table's types where they
+/// differ (partition values read as dictionaries, the scan's file column).
 fn conform(
     batch: &RecordBatch,
     schema: &SchemaRef,
