@@ -2,11 +2,6 @@
 
 use clap::Parser;
 
-/// mimalloc: the worker and the simulator allocate per JSON field, where glibc's allocator
-/// (its chunk consolidation most of all) took a third of the simulator's time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = regsync::cli::Cli::parse();
     regsync::cli::init_tracing(cli.log_format);

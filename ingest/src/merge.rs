@@ -54,7 +54,7 @@ const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// Files read and written by one writer: it holds what it writes until it is closed, so this
 /// and [`WRITERS_AT_ONCE`] bound a rewrite's memory (each file of a partitioned table is one
 /// partition's), beside one hash table of the changes per writer.
-const FILES_PER_WRITER: usize = 8;
+const FILES_PER_WRITER: usize = 16;
 /// Writers running at once: one per core of the machine this was sized on (encoding Parquet is
 /// most of a rewrite's time, and a writer encodes on one thread).
 const WRITERS_AT_ONCE: usize = 2;
