@@ -41,6 +41,19 @@ poll_interval = "100ms"
     .unwrap()
 }
 
+/// A register of 3000 persons whose feed stays still.
+async fn quiet_register(seed: u64, stop: &CancellationToken) -> simulator::Running {
+    let config = simulator::Config {
+        persons: 3000,
+        seed,
+        events_per_sec: 0.0,
+        ..simulator::Config::default()
+    };
+    simulator::start(config, "127.0.0.1:0", stop.clone())
+        .await
+        .unwrap()
+}
+
 async fn count(lake: &std::path::Path, sql: &str) -> i64 {
     let ctx = SessionContext::new();
     for table in ["person", "person_history"] {
@@ -57,18 +70,7 @@ async fn count(lake: &std::path::Path, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_resumed_with_another_batch_size_appends_no_person_twice() {
     let stop = CancellationToken::new();
-    let sim = simulator::start(
-        simulator::Config {
-            persons: 3000,
-            seed: 17,
-            events_per_sec: 0.0,
-            ..simulator::Config::default()
-        },
-        "127.0.0.1:0",
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let sim = quiet_register(17, &stop).await;
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
 
@@ -150,18 +152,7 @@ async fn files_and_partitions(lake: &std::path::Path, table: &str) -> (usize, us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_seed_leaves_a_file_per_partition_unless_told_not_to() {
     let stop = CancellationToken::new();
-    let sim = simulator::start(
-        simulator::Config {
-            persons: 3000,
-            seed: 23,
-            events_per_sec: 0.0,
-            ..simulator::Config::default()
-        },
-        "127.0.0.1:0",
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let sim = quiet_register(23, &stop).await;
     let dir = tempfile::tempdir().unwrap();
     let mut layouts = Vec::new();
     for (name, extra) in [
