@@ -52,8 +52,9 @@ pub struct MaintainOptions {
     #[serde(default = "crate::config::yes")]
     pub zorder: bool,
     /// Maintain (compact, checkpoint, vacuum) the partitioned tables once the first seed
-    /// completes: a seed writes a file per partition per commit (about 10 000 small files for a national `person`), which every
-    /// later rewrite and every citizen list would otherwise pay for until the schedule's turn.
+    /// completes: a seed writes a file per partition per commit (about 10 000 small files for a
+    /// national `person`), which every later rewrite and every citizen list would otherwise pay
+    /// for until the schedule's turn.
     #[serde(default = "crate::config::yes")]
     pub after_seed: bool,
 }
@@ -279,6 +280,7 @@ async fn maintain_table(
     } else {
         Vec::new()
     };
+    let props = crate::files::writer_properties(table, crate::files::Written::ToStay);
     let (delta, metrics) = match (zorder, table.partition_columns.first()) {
         (true, Some(column)) if !crowded.is_empty() => {
             let values: Vec<&str> = crowded.iter().map(String::as_str).collect();
@@ -292,10 +294,7 @@ async fn maintain_table(
                 .optimize()
                 .with_type(OptimizeType::ZOrder(columns))
                 .with_filters(&filters)
-                .with_writer_properties(crate::files::writer_properties(
-                    table,
-                    crate::files::Written::ToStay,
-                ))
+                .with_writer_properties(props)
                 .with_target_size(target)
                 .await
                 .map_err(&err)?
@@ -304,10 +303,7 @@ async fn maintain_table(
         _ if before.files > 1 => delta
             .optimize()
             .with_type(OptimizeType::Compact)
-            .with_writer_properties(crate::files::writer_properties(
-                table,
-                crate::files::Written::ToStay,
-            ))
+            .with_writer_properties(props)
             .with_target_size(target)
             .await
             .map_err(&err)?,

@@ -195,14 +195,13 @@ impl Lake {
         );
         touched.sort();
         touched.dedup();
-        let groups: Vec<Option<Vec<String>>> = touched
+        // At most `WRITERS_AT_ONCE` run, each holding its own files. A failure stops the others
+        // (the set aborts what it holds when dropped), and nothing is committed.
+        let mut groups = touched
             .chunks(FILES_PER_WRITER)
             .map(|paths| Some(paths.to_vec()))
             .chain([None])
-            .collect();
-        // At most `WRITERS_AT_ONCE` run, each holding its own files. A failure stops the others
-        // (the set aborts what it holds when dropped), and nothing is committed.
-        let mut groups = groups.into_iter().enumerate();
+            .enumerate();
         let mut writers = tokio::task::JoinSet::new();
         let (mut adds, mut rows) = (Vec::new(), 0usize);
         loop {
@@ -447,7 +446,7 @@ fn on(table: &Table, left: &str, right: &str) -> String {
 }
 
 /// The batch in the table's schema: its columns by name, cast to the table's types where they
-/// differ (partition values read as dictionaries, the scan's file column).
+/// differ (a scan reads partition values as dictionaries).
 fn conform(
     batch: &RecordBatch,
     schema: &SchemaRef,
