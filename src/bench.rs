@@ -45,6 +45,37 @@ pub fn documents(persons: u32, seed: u64, output: &Path) -> Result<()> {
 /// Lines per parse chunk: each worker normalises a chunk, then the chunk is written.
 const CHUNK: usize = 8_192;
 
+/// Chunks of lines as they are read.
+type Chunks = std::sync::mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>>;
+
+/// Reads JSON lines as bytes in chunks of [`CHUNK`] on its own thread, two chunks ahead of the
+/// parsing (the parser checks the text is UTF-8 as it reads it).
+fn read_chunks(input: &Path) -> Result<(Chunks, std::thread::JoinHandle<()>)> {
+    let file = std::fs::File::open(input).with_context(|| input.display().to_string())?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let reading = std::thread::spawn(move || {
+        loop {
+            let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => chunk.push(line),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if chunk.is_empty() || tx.send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((rx, reading))
+}
+
 /// regsync's document -> Parquet path over a JSON-lines file.
 pub fn normalise(input: &Path, output: &Path) -> Result<()> {
     use parquet::arrow::ArrowWriter;
@@ -52,10 +83,7 @@ pub fn normalise(input: &Path, output: &Path) -> Result<()> {
     use parquet::file::properties::WriterProperties;
 
     let started = Instant::now();
-    let reader = std::io::BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(input).with_context(|| input.display().to_string())?,
-    );
+    let (chunks, reading) = read_chunks(input)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
@@ -67,12 +95,8 @@ pub fn normalise(input: &Path, output: &Path) -> Result<()> {
     let now = Utc::now();
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let (mut documents, mut rejected) = (0u64, 0u64);
-    let mut lines = reader.lines();
-    loop {
-        let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<Result<_, _>>()?;
-        if chunk.is_empty() {
-            break;
-        }
+    for chunk in chunks {
+        let chunk = chunk.with_context(|| input.display().to_string())?;
         documents += chunk.len() as u64;
         let per = chunk.len().div_ceil(workers);
         let parts: Vec<Vec<(transform::Person, i64)>> = std::thread::scope(|s| {
@@ -82,7 +106,7 @@ pub fn normalise(input: &Path, output: &Path) -> Result<()> {
                     s.spawn(move || {
                         part.iter()
                             .filter_map(|l| {
-                                transform::freg::document::normalise_bytes(l.as_bytes(), None).ok()
+                                transform::freg::document::normalise_bytes(l, None).ok()
                             })
                             .map(|p| (p, 0))
                             .collect::<Vec<_>>()
@@ -97,6 +121,9 @@ pub fn normalise(input: &Path, output: &Path) -> Result<()> {
         let rows: Vec<(transform::Person, i64)> = parts.into_iter().flatten().collect();
         rejected += chunk.len() as u64 - rows.len() as u64;
         writer.write(&transform::encode::persons(&rows, now)?)?;
+    }
+    if reading.join().is_err() {
+        anyhow::bail!("reading {} panicked", input.display());
     }
     writer.close()?;
     let seconds = started.elapsed().as_secs_f64();

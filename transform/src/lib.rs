@@ -5,6 +5,7 @@
 //! reason, come out; [`encode`] turns rows into Arrow batches in the lake's schemas.
 //!
 //! # Layout
+//! - [`json`]: register documents as read: [`json::Node`] and the borrowed [`json::Doc`].
 //! - [`fields`]: reading register JSON fields alike for every register.
 //! - [`orgnr`]: organisation numbers and their check digit.
 //! - [`ident`]: fødselsnummer / D-nummer validation (1964 and 2032 rules) and check digits.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fields;
 pub mod freg;
 pub mod ident;
+pub mod json;
 pub mod matrikkel;
 pub mod messages;
 pub mod model;

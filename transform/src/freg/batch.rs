@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::feed::{BadEntry, FeedEntry, Item, Lookup};
 use super::{document, versions};
+use crate::json::Doc;
 use crate::model::{Address, DeadLetter, EventRow, Outcome, Person, PersonVersion};
 
 /// The rows a batch produces.
@@ -363,7 +364,7 @@ pub fn plan_seed(lookups: &[Lookup], seed_sequence: i64, cursor: &str) -> Planne
             ));
             continue;
         };
-        let parsed = serde_json::from_str::<Value>(raw.get())
+        let parsed = Doc::parse(raw.get().as_bytes())
             .map_err(|e| (e.to_string(), Some("folkeregisterperson")))
             .and_then(|doc| {
                 document::normalise(&doc, lookup.id.as_deref())

@@ -5,28 +5,35 @@
 //! enum values kept. Grading values come in two spellings (`strengtFortrolig`,
 //! `STRENGT_FORTROLIG`) and are compared without case and underscores.
 
-use serde_json::Value;
-
 use crate::TransformError;
 use crate::ident;
+use crate::json::{Doc, Node};
 use crate::model::{Address, Person};
 use schemas::tables::protection;
 
 /// The versions of an element: an array, or a single object (as `doedsfall` may be).
-pub(crate) fn versions<'a>(doc: &'a Value, element: &str) -> Vec<&'a Value> {
+pub(crate) fn versions<'a, N: Node>(doc: &'a N, element: &str) -> Vec<&'a N> {
     match doc.get(element) {
-        Some(Value::Array(items)) => items.iter().filter(|v| v.is_object()).collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => Vec::new(),
+        Some(v) if v.is_object() => vec![v],
+        Some(v) => v
+            .as_array()
+            .map(|items| items.iter().filter(|v| v.is_object()).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
     }
+}
+
+/// Whether a version says `erGjeldende: <flag>`.
+fn marked<N: Node>(version: &N, flag: bool) -> bool {
+    version.get("erGjeldende").and_then(Node::as_bool) == Some(flag)
 }
 
 /// The current version of an element: the one with `erGjeldende: true`, else the only one
 /// that does not say `erGjeldende: false`.
-pub(crate) fn current<'a>(doc: &'a Value, element: &str) -> Option<&'a Value> {
+pub(crate) fn current<'a, N: Node>(doc: &'a N, element: &str) -> Option<&'a N> {
     let all = versions(doc, element);
     all.iter()
-        .find(|v| v.get("erGjeldende").and_then(Value::as_bool) == Some(true))
+        .find(|v| marked(**v, true))
         .or_else(|| all.iter().find(|v| v.get("erGjeldende").is_none()))
         .copied()
 }
@@ -51,14 +58,14 @@ pub fn protection_level(raw: &str) -> String {
 
 /// The address's link to the property register: its address id (on the `bostedsadresse`
 /// version) and the dwelling (on the address).
-fn link(out: &mut Address, entry: &Value, a: &Value) {
+fn link<N: Node>(out: &mut Address, entry: &N, a: &N) {
     out.matrikkel_address_id = text(entry, "adresseIdentifikatorFraMatrikkelen");
     out.dwelling_unit = text(a, "bruksenhetsnummer");
 }
 
 /// The flattened residence address of one `bostedsadresse` version.
-pub(crate) fn residence(entry: &Value) -> Address {
-    let postal = |a: &Value| {
+pub(crate) fn residence<N: Node>(entry: &N) -> Address {
+    let postal = |a: &N| {
         let nested = a.get("poststed");
         let code = nested
             .and_then(|p| code(p, "postnummer", 4))
@@ -105,7 +112,7 @@ pub(crate) fn residence(entry: &Value) -> Address {
 }
 
 /// The identity number in use: the current `identifikasjonsnummer`, else the one asked for.
-fn identity(doc: &Value, requested: Option<&str>) -> Result<(String, String), TransformError> {
+fn identity<N: Node>(doc: &N, requested: Option<&str>) -> Result<(String, String), TransformError> {
     let entry = current(doc, "identifikasjonsnummer");
     let id = entry
         .and_then(|e| text(e, "foedselsEllerDNummer"))
@@ -122,17 +129,17 @@ fn identity(doc: &Value, requested: Option<&str>) -> Result<(String, String), Tr
 }
 
 /// The related person with the given role (`mor`, `far`, `medmor`, ...).
-fn relative(doc: &Value, role: &str) -> Option<String> {
+fn relative<N: Node>(doc: &N, role: &str) -> Option<String> {
     versions(doc, "familierelasjon")
         .into_iter()
-        .filter(|r| r.get("erGjeldende").and_then(Value::as_bool) != Some(false))
-        .find(|r| text(r, "relatertPersonsRolle").as_deref() == Some(role))
+        .filter(|r| !marked(*r, false))
+        .find(|r| text(*r, "relatertPersonsRolle").as_deref() == Some(role))
         .and_then(|r| text(r, "relatertPerson"))
 }
 
 /// Normalises a person document. `requested` is the id it was fetched by, used where the
 /// document does not name its own.
-pub fn normalise(doc: &Value, requested: Option<&str>) -> Result<Person, TransformError> {
+pub fn normalise<N: Node>(doc: &N, requested: Option<&str>) -> Result<Person, TransformError> {
     if !doc.is_object() {
         return Err(TransformError::Malformed {
             what: "person document",
@@ -211,10 +218,10 @@ fn stricter(a: String, b: String) -> String {
 }
 
 /// A grading field's level: a string is folded, anything else cannot be read.
-fn grading(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => protection_level(s),
-        _ => protection::UNREADABLE.to_owned(),
+fn grading<N: Node>(v: Option<&N>) -> String {
+    match v.and_then(Node::as_str) {
+        Some(s) => protection_level(s),
+        None => protection::UNREADABLE.to_owned(),
     }
 }
 
@@ -224,45 +231,50 @@ fn grading(v: Option<&Value>) -> String {
 /// `graderingsnivaa` that is not a string) is [`protection::UNREADABLE`], which withholds like
 /// strengt fortrolig. Several current versions give the strictest. The current residence's own
 /// `adressegradering`, where present, counts too.
-pub fn protection(doc: &Value) -> String {
+pub fn protection<N: Node>(doc: &N) -> String {
     let element = match doc.get("adressebeskyttelse") {
         None => protection::UNGRADED.to_owned(),
-        Some(Value::Array(items)) if items.is_empty() => protection::UNGRADED.to_owned(),
-        Some(Value::Array(items)) if !items.iter().all(Value::is_object) => {
-            protection::UNREADABLE.to_owned()
-        }
-        Some(Value::Array(_) | Value::Object(_)) => {
-            let all = versions(doc, "adressebeskyttelse");
-            let flags: Vec<Option<&Value>> = all.iter().map(|v| v.get("erGjeldende")).collect();
-            if flags.iter().any(|f| f.is_some_and(|f| !f.is_boolean())) {
-                protection::UNREADABLE.to_owned()
-            } else {
-                let marked: Vec<&&Value> = all
-                    .iter()
-                    .filter(|v| v.get("erGjeldende") == Some(&Value::Bool(true)))
-                    .collect();
-                let unmarked: Vec<&&Value> = all
-                    .iter()
-                    .filter(|v| v.get("erGjeldende").is_none())
-                    .collect();
-                let currents = if marked.is_empty() { unmarked } else { marked };
-                currents
-                    .iter()
-                    .map(|v| grading(v.get("graderingsnivaa")))
-                    .reduce(stricter)
-                    .unwrap_or_else(|| protection::UNREADABLE.to_owned())
-            }
-        }
-        Some(_) => protection::UNREADABLE.to_owned(),
+        Some(p) => match p.as_array() {
+            Some([]) => protection::UNGRADED.to_owned(),
+            Some(items) if !items.iter().all(Node::is_object) => protection::UNREADABLE.to_owned(),
+            Some(_) => graded(doc),
+            None if p.is_object() => graded(doc),
+            None => protection::UNREADABLE.to_owned(),
+        },
     };
     // Every residence version that may be current counts: the strictest grading wins.
     versions(doc, "bostedsadresse")
         .into_iter()
-        .filter(|r| r.get("erGjeldende").and_then(Value::as_bool) != Some(false))
+        .filter(|r| !marked(*r, false))
         .filter_map(|r| r.get("adressegradering").filter(|g| !g.is_null()))
         .fold(element, |level, graded| {
             stricter(level, grading(Some(graded)))
         })
+}
+
+/// The level of an `adressebeskyttelse` that is a list of objects or one object: the current
+/// versions' strictest, [`protection::UNREADABLE`] where `erGjeldende` is not a boolean or no
+/// version is current.
+fn graded<N: Node>(doc: &N) -> String {
+    let all = versions(doc, "adressebeskyttelse");
+    let flags: Vec<Option<&N>> = all.iter().map(|v| v.get("erGjeldende")).collect();
+    if flags
+        .iter()
+        .any(|f| f.is_some_and(|f| f.as_bool().is_none()))
+    {
+        return protection::UNREADABLE.to_owned();
+    }
+    let marked: Vec<&&N> = all.iter().filter(|v| marked(**v, true)).collect();
+    let unmarked: Vec<&&N> = all
+        .iter()
+        .filter(|v| v.get("erGjeldende").is_none())
+        .collect();
+    let currents = if marked.is_empty() { unmarked } else { marked };
+    currents
+        .iter()
+        .map(|v| grading(v.get("graderingsnivaa")))
+        .reduce(stricter)
+        .unwrap_or_else(|| protection::UNREADABLE.to_owned())
 }
 
 /// Whether a protection level withholds every address and the municipality. Unknown levels are
@@ -276,7 +288,7 @@ pub fn withholds_address(level: &str) -> bool {
 
 /// Parses raw JSON bytes and normalises them.
 pub fn normalise_bytes(raw: &[u8], requested: Option<&str>) -> Result<Person, TransformError> {
-    let doc: Value = serde_json::from_slice(raw).map_err(|e| TransformError::Malformed {
+    let doc = Doc::parse(raw).map_err(|e| TransformError::Malformed {
         what: "person document",
         reason: e.to_string(),
     })?;
@@ -286,6 +298,7 @@ pub fn normalise_bytes(raw: &[u8], requested: Option<&str>) -> Result<Person, Tr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn grading_spellings_fold() {
@@ -416,7 +429,110 @@ mod tests {
         assert!(normalise_bytes(b"{\"navn\": [", None).is_err());
     }
 
+    /// Documents of the register's element and field names in any shape: values of every JSON
+    /// type where the register sends one, lists or single objects, versions current or not.
+    fn odd_documents() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        const KEYS: &[&str] = &[
+            "identifikasjonsnummer",
+            "foedselsEllerDNummer",
+            "identifikatortype",
+            "foedsel",
+            "foedselsdato",
+            "foedselsaar",
+            "navn",
+            "fornavn",
+            "etternavn",
+            "status",
+            "bostedsadresse",
+            "vegadresse",
+            "matrikkeladresse",
+            "ukjentBosted",
+            "kommunenummer",
+            "adressenavn",
+            "adressenummer",
+            "husnummer",
+            "poststed",
+            "postnummer",
+            "adressegradering",
+            "adressebeskyttelse",
+            "graderingsnivaa",
+            "erGjeldende",
+            "familierelasjon",
+            "relatertPersonsRolle",
+            "relatertPerson",
+            "sivilstand",
+            "gyldighetstidspunkt",
+            "opphoerstidspunkt",
+            "flyttedato",
+            "doedsfall",
+            "doedsdato",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-5000i64..100_000).prop_map(Value::from),
+            Just(Value::from(2.5)),
+            prop::sample::select(vec![
+                "11888500016",
+                "03851598730",
+                "fortrolig",
+                "STRENGT_FORTROLIG",
+                "ugradert",
+                "mor",
+                "bosatt",
+                "5035",
+                "301",
+                " 0150 ",
+                "2019-05-17",
+                "2020-01-01T00:00:00Z",
+                "Tr\u{f8}ndelag \"x\"",
+                "",
+                "  ",
+            ])
+            .prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(
+                    |members| Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect()
+                    )
+                ),
+            ]
+        });
+        prop::collection::vec((prop::sample::select(KEYS), value), 0..10).prop_map(|members| {
+            let mut doc: serde_json::Map<String, Value> = members
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            doc.entry("identifikasjonsnummer")
+                .or_insert(serde_json::json!([{"foedselsEllerDNummer": "11888500016"}]));
+            Value::Object(doc)
+        })
+    }
+
     proptest::proptest! {
+        /// A document read as a borrowed `Doc` normalises exactly as through a `Value`.
+        #[test]
+        fn a_doc_and_a_value_normalise_alike(doc in odd_documents()) {
+            let raw = serde_json::to_vec(&doc).unwrap();
+            let borrowed = Doc::parse(&raw).unwrap();
+            let (a, b) = (normalise(&doc, None), normalise(&borrowed, None));
+            proptest::prop_assert_eq!(a.as_ref().ok(), b.as_ref().ok());
+            proptest::prop_assert_eq!(a.is_err(), b.is_err());
+            if let Ok(person) = a {
+                proptest::prop_assert_eq!(
+                    super::super::versions::from_document(&person, &doc, 1),
+                    super::super::versions::from_document(&person, &borrowed, 1)
+                );
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = normalise_bytes(&raw, Some("03851598730"));

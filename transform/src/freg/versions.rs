@@ -7,11 +7,10 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveTime, Utc};
-use serde_json::Value;
-
 use super::document::{residence, text, timestamp, versions, withholds_address};
+use crate::json::Node;
 use crate::model::{Person, PersonVersion};
+use chrono::{DateTime, NaiveTime, Utc};
 
 /// The start of a day, in UTC.
 fn day_start(d: chrono::NaiveDate) -> DateTime<Utc> {
@@ -20,10 +19,10 @@ fn day_start(d: chrono::NaiveDate) -> DateTime<Utc> {
 
 /// The element version in force at `at`: the latest whose `gyldighetstidspunkt` is not after it.
 /// An element version with its validity: (from, until, version).
-type Dated<'a> = (DateTime<Utc>, Option<DateTime<Utc>>, &'a Value);
+type Dated<'a, N> = (DateTime<Utc>, Option<DateTime<Utc>>, &'a N);
 
 /// The element version in force at `at`: the latest that began by then and had not ended.
-fn in_force<'a>(entries: &[Dated<'a>], at: DateTime<Utc>) -> Option<&'a Value> {
+fn in_force<'a, N: Node>(entries: &[Dated<'a, N>], at: DateTime<Utc>) -> Option<&'a N> {
     entries
         .iter()
         .filter(|(from, until, _)| *from <= at && until.is_none_or(|u| u > at))
@@ -31,7 +30,7 @@ fn in_force<'a>(entries: &[Dated<'a>], at: DateTime<Utc>) -> Option<&'a Value> {
         .map(|(_, _, v)| *v)
 }
 
-fn dated<'a>(doc: &'a Value, element: &str) -> Vec<Dated<'a>> {
+fn dated<'a, N: Node>(doc: &'a N, element: &str) -> Vec<Dated<'a, N>> {
     versions(doc, element)
         .into_iter()
         .filter_map(|v| {
@@ -44,7 +43,7 @@ fn dated<'a>(doc: &'a Value, element: &str) -> Vec<Dated<'a>> {
 
 /// The versions of a seeded person: one per change of residence or status in the document's own
 /// history, the last one open. `person` is the document's normalised current state.
-pub fn from_document(person: &Person, doc: &Value, sequence: i64) -> Vec<PersonVersion> {
+pub fn from_document<N: Node>(person: &Person, doc: &N, sequence: i64) -> Vec<PersonVersion> {
     let born = person.birth_date.map(day_start);
     let residences = if withholds_address(&person.address_protection) {
         Vec::new()
