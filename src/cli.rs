@@ -557,7 +557,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             } else {
                 &[&schemas::tables::PERSON]
             };
-            let ctx = query::context::session_of(&lake, tables).await?;
+            let ctx = query::context::tables_of(&lake, tables).await?;
             let cohort = query::Cohort {
                 municipality,
                 born_from,

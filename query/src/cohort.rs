@@ -132,8 +132,17 @@ impl Cohort {
     /// Runs the list.
     pub async fn run(&self, ctx: &SessionContext) -> Result<Vec<RecordBatch>, QueryError> {
         let sql = self.sql()?;
-        tracing::debug!(%sql, "citizen list");
-        Ok(ctx.sql(&sql).await?.collect().await?)
+        let started = std::time::Instant::now();
+        let plan = ctx.sql(&sql).await?;
+        let planned_ms = started.elapsed().as_millis() as u64;
+        let batches = plan.collect().await?;
+        tracing::debug!(
+            %sql,
+            planned_ms,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "citizen list"
+        );
+        Ok(batches)
     }
 }
 
