@@ -123,6 +123,9 @@ impl Node for Doc<'_> {
     }
 }
 
+/// The prefix of serde_json's own keys (`$serde_json::private::RawValue`, `...::Number`).
+const PRIVATE_KEY: &str = "$serde_json::private::";
+
 /// Text that borrows from the input unless it had to be unescaped.
 struct Text<'a>(Cow<'a, str>);
 
@@ -198,8 +201,16 @@ impl<'de> Visitor<'de> for DocVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some((Text(key), value)) = map.next_entry::<Text<'de>, Doc<'de>>()? {
-            members.push((key, value));
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            // serde_json gives keys of this prefix a meaning of its own in a `Value` (a raw value
+            // or a number to read in place of the object); no register sends one, so a document
+            // holding one is refused rather than read differently from a `Value`.
+            if key.starts_with(PRIVATE_KEY) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "a member named {key:?} is not allowed"
+                )));
+            }
+            members.push((key, map.next_value()?));
         }
         Ok(Doc::Object(members))
     }
@@ -265,6 +276,17 @@ mod tests {
             Some(Doc::Str(Cow::Borrowed("ANDREASSEN")))
         ));
         assert!(matches!(doc.get("sted"), Some(Doc::Str(Cow::Owned(s))) if s == "LØRENSKOG"));
+    }
+
+    #[test]
+    fn serde_jsons_own_keys_are_refused() {
+        for raw in [
+            r#"{"a": [{"$serde_json::private::RawValue": "{\"b\": 1}"}]}"#,
+            r#"{"$serde_json::private::Number": "301"}"#,
+        ] {
+            let err = Doc::parse(raw.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("is not allowed"), "{err}");
+        }
     }
 
     #[test]

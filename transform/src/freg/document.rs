@@ -427,6 +427,13 @@ mod tests {
     fn not_an_object_is_malformed() {
         assert!(normalise(&serde_json::json!([1, 2]), None).is_err());
         assert!(normalise_bytes(b"{\"navn\": [", None).is_err());
+        // A member only serde_json gives a meaning (here: a protection version it would read as
+        // strengt fortrolig) makes the document unreadable, never a version read otherwise.
+        let raw = br#"{"identifikasjonsnummer": [{"foedselsEllerDNummer": "11888500016"}],
+            "adressebeskyttelse": [{"graderingsnivaa": "ugradert", "erGjeldende": true},
+              {"$serde_json::private::RawValue": "{\"graderingsnivaa\": \"strengtFortrolig\"}"}],
+            "bostedsadresse": [{"vegadresse": {"kommunenummer": "0301", "adressenavn": "X"}}]}"#;
+        assert!(normalise_bytes(raw, None).is_err());
     }
 
     /// Documents of the register's element and field names in any shape: values of every JSON
