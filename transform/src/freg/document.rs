@@ -264,12 +264,16 @@ fn graded<N: Node>(doc: &N) -> String {
     {
         return protection::UNREADABLE.to_owned();
     }
-    let marked: Vec<&&N> = all.iter().filter(|v| marked(**v, true)).collect();
+    let said_current: Vec<&&N> = all.iter().filter(|v| marked(**v, true)).collect();
     let unmarked: Vec<&&N> = all
         .iter()
         .filter(|v| v.get("erGjeldende").is_none())
         .collect();
-    let currents = if marked.is_empty() { unmarked } else { marked };
+    let currents = if said_current.is_empty() {
+        unmarked
+    } else {
+        said_current
+    };
     currents
         .iter()
         .map(|v| grading(v.get("graderingsnivaa")))
