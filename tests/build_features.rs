@@ -1,4 +1,5 @@
-//! The README's two commands share one build of the dependencies.
+//! How the binary is built: the README's two commands share one build of the dependencies, and
+//! the binary is linked to start fast.
 //!
 //! `cargo run` resolves features for the `regsync` package alone; `cargo test --workspace` adds
 //! every member's dev-dependencies. If a dev-dependency turns on a feature of a shared crate
@@ -48,4 +49,20 @@ fn cargo_run_reuses_the_dependencies_the_test_build_compiles() {
          does, so both builds of every crate above them: {differing:#?}\n\
          Enable the test build's features in the root package's aligned dependencies."
     );
+}
+
+/// The binary is linked position-dependent (build.rs) unless it was built with `REGSYNC_PIE=1`:
+/// the ELF header's type is `ET_EXEC` (2), not `ET_DYN` (3).
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_binary_starts_without_relocating_itself() {
+    use std::io::Read as _;
+    let mut binary = [0u8; 18];
+    std::fs::File::open(env!("CARGO_BIN_EXE_regsync"))
+        .and_then(|mut f| f.read_exact(&mut binary))
+        .expect("the binary's header is readable");
+    assert_eq!(&binary[..4], b"\x7fELF", "not an ELF file");
+    let kind = u16::from_le_bytes([binary[16], binary[17]]);
+    let pie = std::env::var("REGSYNC_PIE").is_ok_and(|v| v == "1");
+    assert_eq!(kind, if pie { 3 } else { 2 }, "ELF type {kind}");
 }
