@@ -133,6 +133,49 @@ async fn a_seed_resumed_with_another_batch_size_appends_no_person_twice() {
     );
 }
 
+/// The `remove` and `add` rows of the table's last checkpoint.
+async fn checkpoint_actions(lake: &std::path::Path, table: &str) -> (usize, usize) {
+    let log = lake.join(table).join("_delta_log");
+    let hint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    let version = hint["version"].as_u64().unwrap();
+    let file = log.join(format!("{version:020}.checkpoint.parquet"));
+    let ctx = SessionContext::new();
+    ctx.register_parquet("checkpoint", file.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .value(0) as usize
+        }
+    };
+    (
+        count("SELECT count(*) FROM checkpoint WHERE remove IS NOT NULL").await,
+        count("SELECT count(*) FROM checkpoint WHERE add IS NOT NULL").await,
+    )
+}
+
+/// Parquet data files under a table's directory, whatever the log says of them.
+fn data_files_on_disk(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.ends_with("_delta_log") {
+            n += data_files_on_disk(&path);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Data files in the table's current version, and its partitions.
 async fn files_and_partitions(lake: &std::path::Path, table: &str) -> (usize, usize) {
     let url = url::Url::from_directory_path(lake.join(table)).unwrap();
@@ -190,6 +233,42 @@ async fn a_completed_seed_leaves_a_file_per_partition_unless_told_not_to() {
         );
         let person = files_and_partitions(&lake_dir, "person").await;
         let history = files_and_partitions(&lake_dir, "person_history").await;
+        if name == "compacted" {
+            for table in ["person", "person_history"] {
+                let (files, _) = files_and_partitions(&lake_dir, table).await;
+                let (removes, adds) = checkpoint_actions(&lake_dir, table).await;
+                assert_eq!(
+                    (removes, adds),
+                    (0, files),
+                    "{table}'s last checkpoint names the current files and no removed one"
+                );
+                let on_disk = data_files_on_disk(&lake_dir.join(table));
+                assert!(
+                    on_disk > 2 * files,
+                    "{table}: the seed's files stay for the VACUUM retention ({on_disk} on disk, {files} current)"
+                );
+            }
+            // Time travel to the seed's first commit still reads its rows.
+            let url = url::Url::from_directory_path(lake_dir.join("person")).unwrap();
+            let first = deltalake::open_table_with_version(url, 1).await.unwrap();
+            let ctx = SessionContext::new();
+            ctx.register_table("person_v1", first.table_provider().await.unwrap())
+                .unwrap();
+            let rows: usize = ctx
+                .sql("SELECT person_id FROM person_v1")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum();
+            assert!(
+                rows > 0 && rows < 3000,
+                "the first seed commit's persons: {rows}"
+            );
+        }
         layouts.push((name, person, history));
     }
     stop.cancel();

@@ -167,7 +167,15 @@ pub(crate) async fn maintain_between_commits(
     register: &schemas::register::Register,
 ) -> Result<(), IngestError> {
     let then = "trying again at the next scheduled time";
-    maintain_now(lake, pipeline, register, &register.lake_tables(), then).await
+    maintain_now(
+        lake,
+        pipeline,
+        register,
+        &register.lake_tables(),
+        then,
+        false,
+    )
+    .await
 }
 
 /// After the first seed, maintains the register's partitioned tables, if the pipeline says so
@@ -190,20 +198,28 @@ pub(crate) async fn compact_after_seed(
     }
     info!(tables = partitioned.len(), "compacting what the seed wrote");
     let then = "the schedule or `regsync maintain` compacts them later";
-    maintain_now(lake, pipeline, register, &partitioned, then).await
+    maintain_now(lake, pipeline, register, &partitioned, then, true).await
 }
 
-/// Maintains `tables`, then reads the lake again; a failure is logged with what happens `then`.
+/// Maintains `tables` (`after_seed`: as a first seed left them, [`crate::maintain::maintain_after_seed`]),
+/// then reads the lake again; a failure is logged with what happens `then`.
 async fn maintain_now(
     lake: &mut Lake,
     pipeline: &Pipeline,
     register: &schemas::register::Register,
     tables: &[&'static Table],
     then: &str,
+    after_seed: bool,
 ) -> Result<(), IngestError> {
     let url = lake.url().clone();
     let started = Instant::now();
-    match crate::maintain::maintain_tables(&url, &pipeline.maintenance, tables).await {
+    let options = &pipeline.maintenance;
+    let maintained = if after_seed {
+        crate::maintain::maintain_after_seed(&url, options, tables).await
+    } else {
+        crate::maintain::maintain_tables(&url, options, tables).await
+    };
+    match maintained {
         Ok(tables) => {
             let removed: u64 = tables.iter().map(|t| t.files_removed).sum();
             let vacuumed: usize = tables.iter().map(|t| t.files_vacuumed).sum();

@@ -115,6 +115,28 @@ pub struct Maintained {
     pub files_vacuumed: usize,
 }
 
+/// Sets how long the table's checkpoints keep the tombstones of removed files
+/// (`delta.deletedFileRetentionDuration`), in one metadata commit.
+async fn set_tombstone_retention(
+    delta: DeltaTable,
+    retention: Duration,
+    err: &impl Fn(deltalake::DeltaTableError) -> IngestError,
+) -> Result<DeltaTable, IngestError> {
+    let value = format!("interval {} seconds", retention.as_secs());
+    delta
+        .set_tbl_properties()
+        .with_properties(
+            [(TOMBSTONE_RETENTION.to_owned(), value)]
+                .into_iter()
+                .collect(),
+        )
+        .await
+        .map_err(err)
+}
+
+/// The table property that says how long tombstones are kept.
+const TOMBSTONE_RETENTION: &str = "delta.deletedFileRetentionDuration";
+
 /// Opens a table that must exist.
 async fn open(lake: &Url, table: &'static Table) -> Result<DeltaTable, IngestError> {
     let url = table_url(lake, table);
@@ -235,6 +257,40 @@ pub async fn maintain_tables(
     options: &MaintainOptions,
     tables: &[&'static Table],
 ) -> Result<Vec<Maintained>, IngestError> {
+    maintain_each(lake, options, tables, Tombstones::Keep).await
+}
+
+/// Maintains the tables a first seed wrote, and leaves their checkpoints without the `remove`
+/// tombstones of the seed's files (see [`Tombstones::ForgetSeeded`]).
+pub async fn maintain_after_seed(
+    lake: &Url,
+    options: &MaintainOptions,
+    tables: &[&'static Table],
+) -> Result<Vec<Maintained>, IngestError> {
+    maintain_each(lake, options, tables, Tombstones::ForgetSeeded).await
+}
+
+/// What a maintained table's checkpoint keeps of the files compaction replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tombstones {
+    /// Their `remove` actions, for `delta.deletedFileRetentionDuration` (a week unless set):
+    /// VACUUM keeps a file that long after its removal.
+    Keep,
+    /// None, right after a first seed: the seed wrote a file per partition per commit (11 220
+    /// for a national `person`), and a checkpoint holding a tombstone for each made every
+    /// reader's opening of the table 35 ms slower for a week. Every such file was written
+    /// during the seed, so VACUUM, which keeps files no tombstone names until they are older
+    /// than the retention, still keeps each for the retention less the seed's duration, and
+    /// time travel to the seed's versions reads their commits, not the checkpoint.
+    ForgetSeeded,
+}
+
+async fn maintain_each(
+    lake: &Url,
+    options: &MaintainOptions,
+    tables: &[&'static Table],
+    tombstones: Tombstones,
+) -> Result<Vec<Maintained>, IngestError> {
     let (mut out, mut first) = (Vec::new(), None);
     for table in tables.iter().copied() {
         // A commit that loses a race to a running worker's is tried again from the new
@@ -242,7 +298,7 @@ pub async fn maintain_tables(
         let mut tries = 0;
         loop {
             tries += 1;
-            match maintain_table(lake, table, options).await {
+            match maintain_table(lake, table, options, tombstones).await {
                 Err(e) if e.missing_table().is_some() => {
                     missing(e, &mut first)?;
                     break;
@@ -265,6 +321,7 @@ async fn maintain_table(
     lake: &Url,
     table: &'static Table,
     options: &MaintainOptions,
+    tombstones: Tombstones,
 ) -> Result<Maintained, IngestError> {
     let url = table_url(lake, table);
     let err = lake_error(table, &url);
@@ -308,6 +365,19 @@ async fn maintain_table(
             .await
             .map_err(&err)?,
         _ => (delta, Default::default()),
+    };
+    let delta = match tombstones {
+        Tombstones::ForgetSeeded => {
+            // The kernel's checkpoint leaves out tombstones older than the property: zero for
+            // one checkpoint, then the lake's VACUUM retention, checkpointed again so that a
+            // reader replays no commit.
+            let delta = set_tombstone_retention(delta, Duration::ZERO, &err).await?;
+            deltalake::checkpoints::create_checkpoint(&delta, None)
+                .await
+                .map_err(&err)?;
+            set_tombstone_retention(delta, options.vacuum_retention, &err).await?
+        }
+        Tombstones::Keep => delta,
     };
     deltalake::checkpoints::create_checkpoint(&delta, None)
         .await
