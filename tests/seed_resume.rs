@@ -248,6 +248,17 @@ async fn a_completed_seed_leaves_a_file_per_partition_unless_told_not_to() {
                     "{table}: the seed's files stay for the VACUUM retention ({on_disk} on disk, {files} current)"
                 );
             }
+            let url = url::Url::from_directory_path(lake_dir.join("person")).unwrap();
+            let delta = deltalake::open_table(url).await.unwrap();
+            assert_eq!(
+                delta
+                    .snapshot()
+                    .unwrap()
+                    .table_config()
+                    .deleted_file_retention_duration,
+                Some(std::time::Duration::from_secs(7 * 24 * 3600)),
+                "tombstones are kept for the VACUUM retention again"
+            );
             // Time travel to the seed's first commit still reads its rows.
             let url = url::Url::from_directory_path(lake_dir.join("person")).unwrap();
             let first = deltalake::open_table_with_version(url, 1).await.unwrap();

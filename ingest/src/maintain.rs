@@ -134,6 +134,40 @@ async fn set_tombstone_retention(
         .map_err(err)
 }
 
+/// The table with `delta.deletedFileRetentionDuration` at the lake's VACUUM retention, set if it
+/// is not (a table written before it was set, a retention changed since, or a maintenance that
+/// stopped between the commits of [`Tombstones::ForgetSeeded`]).
+async fn tombstones_kept_for(
+    delta: DeltaTable,
+    retention: Duration,
+    err: &impl Fn(deltalake::DeltaTableError) -> IngestError,
+) -> Result<DeltaTable, IngestError> {
+    let kept = delta
+        .snapshot()
+        .map_err(err)?
+        .table_config()
+        .deleted_file_retention_duration;
+    if kept == Some(retention) {
+        return Ok(delta);
+    }
+    set_tombstone_retention(delta, retention, err).await
+}
+
+/// Whether every data file of the table was written within `age` (an empty table: yes).
+fn written_within(delta: &DeltaTable, age: Duration) -> bool {
+    let Ok(snapshot) = delta.snapshot() else {
+        return false;
+    };
+    let oldest = snapshot
+        .log_data()
+        .iter()
+        .map(|f| f.modification_time())
+        .min();
+    let now = Utc::now().timestamp_millis();
+    let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    oldest.is_none_or(|t| now.saturating_sub(t) < age)
+}
+
 /// The table property that says how long tombstones are kept.
 const TOMBSTONE_RETENTION: &str = "delta.deletedFileRetentionDuration";
 
@@ -278,13 +312,16 @@ enum Tombstones {
     Keep,
     /// None, right after a first seed: the seed wrote a file per partition per commit (11 220
     /// for a national `person`), and a checkpoint holding a tombstone for each made every
-    /// reader's opening of the table 35 ms slower for a week. Every such file was written
-    /// during the seed, so VACUUM, which keeps files no tombstone names until they are older
-    /// than the retention, still keeps each for the retention less the seed's duration, and
-    /// time travel to the seed's versions reads their commits, not the checkpoint.
+    /// reader's opening of the table about 35 ms slower for a week. VACUUM keeps a file no
+    /// tombstone names until it is older than the retention, so each seed file is kept for the
+    /// retention less its age; time travel to the seed's versions reads their commits, not the
+    /// checkpoint. Only if every file was written within half the retention (a seed resumed
+    /// after a long stop keeps its tombstones).
     ForgetSeeded,
 }
 
+/// Maintains each table in turn, a commit that lost a race tried again; a missing table is
+/// skipped unless every table is.
 async fn maintain_each(
     lake: &Url,
     options: &MaintainOptions,
@@ -326,7 +363,21 @@ async fn maintain_table(
     let url = table_url(lake, table);
     let err = lake_error(table, &url);
     let delta = open(lake, table).await?;
+    let delta = tombstones_kept_for(delta, options.vacuum_retention, &err).await?;
     let before = table_stats(&delta, table).await?;
+    let forget = match tombstones {
+        Tombstones::Keep => false,
+        Tombstones::ForgetSeeded => {
+            let young = written_within(&delta, options.vacuum_retention / 2);
+            if !young {
+                info!(
+                    table = table.name,
+                    "the seed's first files are older than half the VACUUM retention: keeping their tombstones"
+                );
+            }
+            young
+        }
+    };
     let target =
         NonZeroU64::new(options.target_file_bytes.max(1024 * 1024)).expect("at least a megabyte");
     let zorder = options.zorder && !table.cluster_columns.is_empty();
@@ -366,18 +417,19 @@ async fn maintain_table(
             .map_err(&err)?,
         _ => (delta, Default::default()),
     };
-    let delta = match tombstones {
-        Tombstones::ForgetSeeded => {
-            // The kernel's checkpoint leaves out tombstones older than the property: zero for
-            // one checkpoint, then the lake's VACUUM retention, checkpointed again so that a
-            // reader replays no commit.
-            let delta = set_tombstone_retention(delta, Duration::ZERO, &err).await?;
-            deltalake::checkpoints::create_checkpoint(&delta, None)
-                .await
-                .map_err(&err)?;
-            set_tombstone_retention(delta, options.vacuum_retention, &err).await?
-        }
-        Tombstones::Keep => delta,
+    let delta = if forget {
+        // The kernel's checkpoint leaves out tombstones older than the property: zero for one
+        // checkpoint, then the lake's VACUUM retention again (also when the checkpoint
+        // failed), checkpointed again below so that a reader replays no commit.
+        let zeroed = set_tombstone_retention(delta, Duration::ZERO, &err).await?;
+        let checkpointed = deltalake::checkpoints::create_checkpoint(&zeroed, None)
+            .await
+            .map_err(&err);
+        let restored = set_tombstone_retention(zeroed, options.vacuum_retention, &err).await?;
+        checkpointed?;
+        restored
+    } else {
+        delta
     };
     deltalake::checkpoints::create_checkpoint(&delta, None)
         .await
