@@ -38,8 +38,9 @@ pub struct MaintainOptions {
         deserialize_with = "crate::config::duration"
     )]
     pub every: Duration,
-    /// How long removed files are kept, so that time travel (`--as-of` over table versions,
-    /// an analyst's `VERSION AS OF`) works this far back.
+    /// How long removed files are kept, so that time travel (an analyst's `VERSION AS OF`)
+    /// works this far back; also each table's `delta.deletedFileRetentionDuration`, how long
+    /// its checkpoints name them.
     #[serde(
         default = "default_retention",
         deserialize_with = "crate::config::duration"
