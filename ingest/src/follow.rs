@@ -23,6 +23,7 @@ use crate::apply::{FeedBatch, apply, feed_tables};
 use crate::client::{FeedPage, FregClient};
 use crate::config::Pipeline;
 use crate::lake::Lake;
+use crate::maintain::{Tombstones, maintain_each};
 use crate::seed::fetch_lookups;
 use crate::worker::{Report, RunOptions};
 
@@ -167,15 +168,8 @@ pub(crate) async fn maintain_between_commits(
     register: &schemas::register::Register,
 ) -> Result<(), IngestError> {
     let then = "trying again at the next scheduled time";
-    maintain_now(
-        lake,
-        pipeline,
-        register,
-        &register.lake_tables(),
-        then,
-        false,
-    )
-    .await
+    let tables = register.lake_tables();
+    maintain_now(lake, pipeline, register, &tables, Tombstones::Keep, then).await
 }
 
 /// After the first seed, maintains the register's partitioned tables, if the pipeline says so
@@ -198,28 +192,23 @@ pub(crate) async fn compact_after_seed(
     }
     info!(tables = partitioned.len(), "compacting what the seed wrote");
     let then = "the schedule or `regsync maintain` compacts them later";
-    maintain_now(lake, pipeline, register, &partitioned, then, true).await
+    let forget = Tombstones::ForgetSeeded;
+    maintain_now(lake, pipeline, register, &partitioned, forget, then).await
 }
 
-/// Maintains `tables` (`after_seed`: as a first seed left them, [`crate::maintain::maintain_after_seed`]),
-/// then reads the lake again; a failure is logged with what happens `then`.
+/// Maintains `tables`, keeping `tombstones` of what compaction replaced, then reads the lake
+/// again; a failure is logged with what happens `then`.
 async fn maintain_now(
     lake: &mut Lake,
     pipeline: &Pipeline,
     register: &schemas::register::Register,
     tables: &[&'static Table],
+    tombstones: Tombstones,
     then: &str,
-    after_seed: bool,
 ) -> Result<(), IngestError> {
     let url = lake.url().clone();
     let started = Instant::now();
-    let options = &pipeline.maintenance;
-    let maintained = if after_seed {
-        crate::maintain::maintain_after_seed(&url, options, tables).await
-    } else {
-        crate::maintain::maintain_tables(&url, options, tables).await
-    };
-    match maintained {
+    match maintain_each(&url, &pipeline.maintenance, tables, tombstones).await {
         Ok(tables) => {
             let removed: u64 = tables.iter().map(|t| t.files_removed).sum();
             let vacuumed: usize = tables.iter().map(|t| t.files_vacuumed).sum();

@@ -295,19 +295,9 @@ pub async fn maintain_tables(
     maintain_each(lake, options, tables, Tombstones::Keep).await
 }
 
-/// Maintains the tables a first seed wrote, and leaves their checkpoints without the `remove`
-/// tombstones of the seed's files (see [`Tombstones::ForgetSeeded`]).
-pub async fn maintain_after_seed(
-    lake: &Url,
-    options: &MaintainOptions,
-    tables: &[&'static Table],
-) -> Result<Vec<Maintained>, IngestError> {
-    maintain_each(lake, options, tables, Tombstones::ForgetSeeded).await
-}
-
 /// What a maintained table's checkpoint keeps of the files compaction replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tombstones {
+pub enum Tombstones {
     /// Their `remove` actions, for `delta.deletedFileRetentionDuration` (a week unless set):
     /// VACUUM keeps a file that long after its removal.
     Keep,
@@ -321,9 +311,9 @@ enum Tombstones {
     ForgetSeeded,
 }
 
-/// Maintains each table in turn, a commit that lost a race tried again; a missing table is
-/// skipped unless every table is.
-async fn maintain_each(
+/// Maintains each table in turn, keeping `tombstones` of what compaction replaced; a commit that
+/// lost a race is tried again, and a missing table is skipped unless every table is.
+pub async fn maintain_each(
     lake: &Url,
     options: &MaintainOptions,
     tables: &[&'static Table],
