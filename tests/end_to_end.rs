@@ -134,6 +134,45 @@ fn a_seeded_lake_follows_from_the_extract_with_retention_on() {
 }
 
 #[test]
+fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
+    let sim = Simulator::start(&["--persons", "800", "--seed", "8", "--events-per-sec", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 500);
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        text.replace("[worker]\n", "[worker]\ncatch_up_events = 2000\n"),
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    run_until_caught_up(&pipeline);
+    let seeded = seed_sequence(&lake);
+    let commits = || {
+        std::fs::read_dir(lake.join("person_event/_delta_log"))
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().path().extension() == Some("json".as_ref()))
+            .count()
+    };
+    let before = commits();
+    sim.add_backlog(3500);
+    let head = sim.head();
+    run_until_caught_up(&pipeline);
+    assert_events_exactly_once(&lake, head);
+    assert_state_matches(&lake, &sim);
+    // The register's pages hold 1000 entries, so the fetcher sends batches of 1000 (at least
+    // `batch_events`); each one sent while the feed had more waits for the next, and a commit
+    // takes 2000 entries (`catch_up_events`) or what is left at the head. Taking the first
+    // batch at once, as an idle writer would, makes one commit more.
+    let pages = usize::try_from(head - seeded).unwrap().div_ceil(1000);
+    assert_eq!(
+        commits() - before,
+        pages.div_ceil(2),
+        "{} entries after the seed at {seeded}",
+        head - seeded
+    );
+}
+
+#[test]
 fn a_lake_older_than_the_retention_is_seeded_again_in_place_keeping_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");

@@ -656,6 +656,7 @@ fn read_batch(register: &Register, rng: &mut SmallRng, next: i64) -> FeedBatch {
         items,
         unplaced: page.unplaced,
         docs,
+        behind: false,
     }
 }
 
@@ -767,6 +768,7 @@ async fn a_citizen_list_as_of_an_earlier_date_withholds_the_address_of_a_person_
         items: page.items,
         unplaced: Vec::new(),
         docs,
+        behind: false,
     };
     let mut table_positions = positions(&lake).await.unwrap();
     apply(

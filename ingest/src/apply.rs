@@ -39,6 +39,9 @@ pub struct FeedBatch {
     pub unplaced: Vec<BadEntry>,
     /// Fetched documents by [`batch::document_key`].
     pub docs: HashMap<String, Lookup>,
+    /// The fetcher had more of the feed to read when it sent this batch (its last page was
+    /// full): a backlog, whose next batch is on its way.
+    pub behind: bool,
 }
 
 impl FeedBatch {
@@ -58,6 +61,7 @@ impl FeedBatch {
         self.items.extend(next.items);
         self.unplaced.extend(next.unplaced);
         self.docs.extend(next.docs);
+        self.behind = next.behind;
     }
 }
 

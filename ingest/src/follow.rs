@@ -111,9 +111,16 @@ pub async fn follow(
         };
         let Some(mut batch) = batch else { break };
         let mut coalesced = 1;
-        while batch.items.len() < catch_up
-            && let Ok(next) = rx.try_recv()
-        {
+        // A backlog waits for a whole catch-up commit: what a commit costs is the files it
+        // rewrites, nearly the same for 10 000 entries as for 100 000. At the head, what has
+        // arrived is committed at once.
+        while batch.items.len() < catch_up {
+            let next = if batch.behind {
+                rx.recv().await
+            } else {
+                rx.try_recv().ok()
+            };
+            let Some(next) = next else { break };
             batch.absorb(next);
             coalesced += 1;
         }
@@ -398,6 +405,7 @@ async fn fetch_loop(
                     items,
                     unplaced,
                     docs,
+                    behind: !at_head,
                 })
                 .await
                 .is_err()

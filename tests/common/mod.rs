@@ -34,6 +34,11 @@ pub fn http_get(host: &str, path: &str) -> Option<(u16, String)> {
 
 /// [`http_get`] with the body as bytes.
 pub fn http_get_bytes(host: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+    http_request("GET", host, path)
+}
+
+/// A plain HTTP/1.1 request without a body: status and body (`None`: no answer).
+pub fn http_request(method: &str, host: &str, path: &str) -> Option<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream
@@ -41,7 +46,7 @@ pub fn http_get_bytes(host: &str, path: &str) -> Option<(u16, Vec<u8>)> {
         .ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut raw = Vec::new();
@@ -154,6 +159,16 @@ impl Simulator {
 
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
         serde_json::from_str(&self.get(path)?).ok()
+    }
+
+    /// `n` register changes at once (`POST /simulator/v1/hendelser`): a backlog.
+    pub fn add_backlog(&self, n: usize) {
+        let path = format!("/simulator/v1/hendelser?antall={n}");
+        let answer = http_request("POST", self.url.trim_start_matches("http://"), &path);
+        assert!(
+            matches!(answer, Some((200, _))),
+            "the simulator did not take a backlog of {n}: {answer:?}"
+        );
     }
 
     /// The feed head.
