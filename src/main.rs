@@ -4,7 +4,8 @@ use clap::Parser;
 
 /// jemalloc: with glibc's allocator a seed of 1 000 000 persons held 760 MB resident for 208 MB
 /// of live heap (heaptrack), and a national seed peaked at 2.55 GB; jemalloc returns freed pages
-/// and took the national seed to 1.40 GB, 10% faster. (mimalloc held more than glibc.)
+/// and took the national seed to 1.40 GB, 10% faster. (mimalloc held more than glibc.) Its
+/// options are built in (`.cargo/config.toml`): freed pages go back within about a second.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

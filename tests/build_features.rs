@@ -72,3 +72,25 @@ fn the_binary_is_linked_as_its_build_asked() {
     let pie = env!("REGSYNC_LINKED_PIE") == "1";
     assert_eq!(kind, if pie { 3 } else { 2 }, "ELF type {kind}");
 }
+
+/// The allocator starts with the binary's own options (`src/main.rs`): jemalloc prints them at
+/// exit when the environment adds `stats_print`, which leaves the rest as the binary set them.
+#[test]
+fn the_allocator_returns_freed_pages_within_a_second() {
+    let out = Command::new(env!("CARGO_BIN_EXE_regsync"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("regsync runs");
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stats.contains("opt.dirty_decay_ms: 1000 "),
+        "jemalloc's options were not the binary's: {}",
+        stats
+            .lines()
+            .filter(|l| l.contains("decay"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

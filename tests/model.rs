@@ -695,14 +695,12 @@ async fn run_case(seed_value: u64) {
         } else {
             feed_tables()
         };
-        apply(&mut lake, &batch, &mut table_positions, tables, Utc::now())
+        let batch_last = batch.last();
+        apply(&mut lake, batch, &mut table_positions, tables, Utc::now())
             .await
             .unwrap();
         commits += 1;
-        let context = format!(
-            "seed {seed_value}, commit {commits}, batch {:?}",
-            batch.last()
-        );
+        let context = format!("seed {seed_value}, commit {commits}, batch {batch_last:?}");
         check(&lake_dir, &register, seeded, &mut rng, &context).await;
         if crash {
             lake = Lake::open(&url).await.unwrap();
@@ -773,7 +771,7 @@ async fn a_citizen_list_as_of_an_earlier_date_withholds_the_address_of_a_person_
     let mut table_positions = positions(&lake).await.unwrap();
     apply(
         &mut lake,
-        &batch,
+        batch,
         &mut table_positions,
         feed_tables(),
         Utc::now(),

@@ -79,9 +79,13 @@ pub struct Applied {
 /// Applies a batch to each of `tables` whose position is before the batch's last, in order,
 /// each in its own commit recording the batch's last position; `positions` (table name ->
 /// last applied) is moved along. A table ahead of part of the batch gets only what it lacks.
+///
+/// The batch is planned for every table position first, and its documents are let go before
+/// the first write: a rewrite of `person` and `person_history` is when a catch-up holds the
+/// most memory, and the documents are most of a batch's.
 pub async fn apply(
     lake: &mut Lake,
-    batch: &FeedBatch,
+    batch: FeedBatch,
     positions: &mut HashMap<&'static str, i64>,
     tables: &[&'static Table],
     now: DateTime<Utc>,
@@ -89,24 +93,29 @@ pub async fn apply(
     let Some(last) = batch.last() else {
         return Ok(Applied::default());
     };
+    let behind: Vec<(&'static Table, i64)> = tables
+        .iter()
+        .map(|t| (*t, positions.get(t.name).copied().unwrap_or(0)))
+        .filter(|(_, after)| *after < last)
+        .collect();
     let mut plans: HashMap<i64, Planned> = HashMap::new();
+    for (_, after) in &behind {
+        plans.entry(*after).or_insert_with(|| {
+            batch::plan(&batch.items, &batch.unplaced, &batch.docs, *after, now)
+        });
+    }
     let mut applied = Applied {
         entries: batch.items.len(),
         ..Applied::default()
     };
-    for table in tables {
-        let after = positions.get(table.name).copied().unwrap_or(0);
-        if after >= last {
-            continue;
-        }
-        let planned = plans
-            .entry(after)
-            .or_insert_with(|| batch::plan(&batch.items, &batch.unplaced, &batch.docs, after, now));
+    drop(batch);
+    for (table, after) in behind {
+        let planned = &plans[&after];
         commit(lake, planned, &[table], &[(FREG_FEED, last)], now).await?;
         positions.insert(table.name, last);
         applied.persons = applied.persons.max(planned.entities());
         // Counted once, when the table that holds them is written.
-        if std::ptr::eq(*table, &*schemas::tables::DEAD_LETTER) {
+        if std::ptr::eq(table, &*schemas::tables::DEAD_LETTER) {
             applied.dead_letters = planned.dead_letters();
         }
     }

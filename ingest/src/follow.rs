@@ -128,7 +128,7 @@ pub async fn follow(
         let committing = Instant::now();
         let applied = apply(
             lake,
-            &batch,
+            batch,
             &mut table_positions,
             feed_tables(),
             chrono::Utc::now(),
