@@ -173,6 +173,49 @@ fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
 }
 
 #[test]
+fn a_backlog_ending_on_a_page_boundary_is_committed_without_waiting_for_more() {
+    let sim = Simulator::start(&["--persons", "500", "--seed", "9", "--events-per-sec", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &sim.url, 500);
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        text.replace("[worker]\n", "[worker]\ncatch_up_events = 2000\n"),
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    run_until_caught_up(&pipeline);
+    let seeded = seed_sequence(&lake);
+    // The backlog ends on a full page: the writer holding it hears of the head from an empty
+    // page, not from a batch, and no later entry comes to end its wait.
+    sim.add_backlog(2500);
+    while sim.head() % 1000 != 0 {
+        sim.add_backlog(1);
+    }
+    let head = sim.head();
+    let mut worker = spawn_run(&[pipeline.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let count = || -> i64 {
+        sql(&lake, "SELECT count(*) AS n FROM person_event")[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let mut events = count();
+    while events < head - seeded && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        events = count();
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(
+        events,
+        head - seeded,
+        "the entries up to the head {head} (a page boundary) were not all committed within 60 s"
+    );
+    assert_events_exactly_once(&lake, head);
+}
+
+#[test]
 fn a_lake_older_than_the_retention_is_seeded_again_in_place_keeping_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");

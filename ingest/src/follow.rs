@@ -262,6 +262,8 @@ async fn fetch_loop(
     let mut etag: Option<String> = None;
     let mut hole: Option<Hole> = None;
     let mut remembered: (HashSet<String>, VecDeque<String>) = Default::default();
+    // The last batch sent said more was coming: the writer waits for it.
+    let mut sent_behind = false;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -412,6 +414,13 @@ async fn fetch_loop(
             {
                 break;
             }
+            sent_behind = !at_head;
+        } else if at_head && sent_behind {
+            // The head or a hole came before another entry: the writer commits what it holds.
+            if tx.send(FeedBatch::default()).await.is_err() {
+                break;
+            }
+            sent_behind = false;
         }
         if at_head {
             if until_caught_up && !waiting && pending.items.is_empty() {
