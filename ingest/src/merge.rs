@@ -55,6 +55,11 @@ const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// and [`WRITERS_AT_ONCE`] bound a rewrite's memory (each file of a partitioned table is one
 /// partition's), beside one hash table of the changes per writer.
 const FILES_PER_WRITER: usize = 16;
+/// A rewrite that replaced this many files or more is checkpointed at once. A reader opening
+/// the table replays every commit after the last checkpoint, and such a commit names each file
+/// it removed and each it wrote with its statistics: after ten catch-up commits at national
+/// size, opening `person` took 130 ms instead of 16 (Delta's own interval is 100 commits).
+const CHECKPOINT_AFTER_FILES: usize = 64;
 /// Writers running at once: one per core of the machine this was sized on (encoding Parquet is
 /// most of a rewrite's time, and a writer encodes on one thread). At national size two caught
 /// up 18% faster than one for 10% more memory.
@@ -278,6 +283,17 @@ impl Lake {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "changes applied"
         );
+        if removed >= CHECKPOINT_AFTER_FILES {
+            // The commit is in; a checkpoint only spares readers the replay, so a failed one
+            // is not the commit's failure.
+            if let Err(e) = deltalake::checkpoints::create_checkpoint(&updated, None).await {
+                tracing::warn!(
+                    table = table.name,
+                    error = %e,
+                    "no checkpoint after a large rewrite: readers replay its commit until the next"
+                );
+            }
+        }
         self.install(table, updated);
         Ok(())
     }

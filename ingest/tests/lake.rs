@@ -74,7 +74,7 @@ async fn temporary_lake() -> (tempfile::TempDir, Lake) {
 
 #[tokio::test]
 async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twice() {
-    let (_dir, mut lake) = temporary_lake().await;
+    let (dir, mut lake) = temporary_lake().await;
     let a = person("01019012345", "1990-01-01", Some("Storgata"));
     let b = person("02029112345", "1991-02-02", Some("Kirkegata"));
     let rows1 = encode::persons(&[(a.clone(), 1), (b, 1)], at(1)).unwrap();
@@ -102,6 +102,12 @@ async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twic
         lake.position(&PERSON, FREG_FEED).await.unwrap(),
         Some(2),
         "the position is committed with the rows"
+    );
+    // A rewrite of a few files leaves checkpoints to Delta's interval.
+    assert!(
+        !dir.path()
+            .join("person/_delta_log/_last_checkpoint")
+            .exists()
     );
 }
 
@@ -662,7 +668,7 @@ async fn changes_naming_a_key_twice_are_refused_without_naming_the_identity_numb
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_of_more_files_than_one_writer_takes_changes_each_row_once() {
-    let (_dir, mut lake) = temporary_lake().await;
+    let (dir, mut lake) = temporary_lake().await;
     // 60 birth years, two commits: 120 files, several groups of writers running at once.
     let id = |year: u32, n: u32| format!("{:02}01{:02}{:05}", n + 1, year % 100, 10000 + n);
     for n in 0..2 {
@@ -723,4 +729,18 @@ async fn a_rewrite_of_more_files_than_one_writer_takes_changes_each_row_once() {
     assert_eq!(found[0]["withheld"], 30);
     assert_eq!(found[0]["untouched"], 30);
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(2));
+    // The rewrite replaced 120 files: its version is checkpointed at once, so a reader does not
+    // replay its 240 file actions.
+    let log = dir.path().join("person/_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|f| {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap();
+    let last: Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], newest, "{last}");
 }
