@@ -82,6 +82,9 @@ pub(crate) async fn read_after<T>(
 pub struct Lake {
     url: Url,
     tables: HashMap<&'static str, DeltaTable>,
+    /// Per table, the file actions this writer's rewrites committed since it last checkpointed
+    /// the table (`merge.rs`): what a reader opening it would replay.
+    pub(crate) unchecked: HashMap<&'static str, usize>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -153,6 +156,7 @@ impl Lake {
         Ok(Self {
             url: url.clone(),
             tables,
+            unchecked: HashMap::new(),
         })
     }
 

@@ -103,7 +103,7 @@ async fn a_corrected_birth_date_moves_the_person_to_its_partition_and_never_twic
         Some(2),
         "the position is committed with the rows"
     );
-    // A rewrite of a few files leaves checkpoints to Delta's interval.
+    // A rewrite of a few files leaves checkpoints to Delta's interval (and to later rewrites).
     assert!(
         !dir.path()
             .join("person/_delta_log/_last_checkpoint")
@@ -668,7 +668,7 @@ async fn changes_naming_a_key_twice_are_refused_without_naming_the_identity_numb
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_of_more_files_than_one_writer_takes_changes_each_row_once() {
-    let (dir, mut lake) = temporary_lake().await;
+    let (_dir, mut lake) = temporary_lake().await;
     // 60 birth years, two commits: 120 files, several groups of writers running at once.
     let id = |year: u32, n: u32| format!("{:02}01{:02}{:05}", n + 1, year % 100, 10000 + n);
     for n in 0..2 {
@@ -729,18 +729,89 @@ async fn a_rewrite_of_more_files_than_one_writer_takes_changes_each_row_once() {
     assert_eq!(found[0]["withheld"], 30);
     assert_eq!(found[0]["untouched"], 30);
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(2));
-    // The rewrite replaced 120 files: its version is checkpointed at once, so a reader does not
-    // replay its 240 file actions.
-    let log = dir.path().join("person/_delta_log");
-    let newest = std::fs::read_dir(&log)
+}
+
+/// The file actions (`add`, `remove`) of each commit in a table's log, by version.
+fn file_actions(log: &std::path::Path) -> std::collections::BTreeMap<u64, (usize, usize)> {
+    std::fs::read_dir(log)
         .unwrap()
         .filter_map(|f| {
-            let name = f.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".json")?.parse::<u64>().ok()
+            let path = f.unwrap().path();
+            let version = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let count = |kind: &str| {
+                text.lines()
+                    .filter(|l| l.starts_with(&format!("{{\"{kind}\"")))
+                    .count()
+            };
+            Some((version, (count("add"), count("remove"))))
         })
-        .max()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_are_checkpointed_once_they_name_enough_files_keeping_their_tombstones() {
+    let (dir, mut lake) = temporary_lake().await;
+    let log = dir.path().join("person/_delta_log");
+    let id = |year: u32| format!("0101{:02}{:05}", year % 100, 10000 + year);
+    let persons = |street: &str, sequence: i64| {
+        let persons: Vec<(Person, i64)> = (1940..2000)
+            .map(|year| {
+                (
+                    person(&id(year), &format!("{year}-01-01"), Some(street)),
+                    sequence,
+                )
+            })
+            .collect();
+        encode::persons(&persons, at(1)).unwrap()
+    };
+    lake.apply_changes(
+        &PERSON,
+        vec![Change::Append(persons("Storgata", 1))],
+        &[(FREG_FEED, 1)],
+    )
+    .await
+    .unwrap();
+    // Each rewrite moves everyone: a file removed and one written per birth year. A checkpoint
+    // comes once the rewrites since the last name 250 files (`CHECKPOINT_AFTER_ACTIONS`).
+    let (mut named, mut removed, mut checkpointed) = (0, 0, None);
+    for n in 2..12 {
+        let street = format!("Gate {n}");
+        lake.apply_changes(
+            &PERSON,
+            vec![Change::Upsert(persons(&street, n))],
+            &[(FREG_FEED, n)],
+        )
+        .await
         .unwrap();
-    let last: Value =
-        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
-    assert_eq!(last["version"], newest, "{last}");
+        let actions = file_actions(&log);
+        let (&version, &(adds, removes)) = actions.last_key_value().unwrap();
+        assert!(removes >= 60, "commit {version} removed {removes} files");
+        named += adds + removes;
+        removed += removes;
+        let last = std::fs::read(log.join("_last_checkpoint"))
+            .ok()
+            .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
+        if named < 250 {
+            assert!(last.is_none(), "checkpoint after {named} actions: {last:?}");
+            continue;
+        }
+        let last = last.expect("a checkpoint once 250 file actions were committed");
+        assert_eq!(last["version"], version, "{last}");
+        // Every file the rewrites removed is still named, as a tombstone.
+        let rows = last["size"].as_u64().unwrap() as usize;
+        let live = last["numOfAddFiles"].as_u64().unwrap() as usize;
+        assert!(rows >= live + removed, "{last}: {removed} files removed");
+        checkpointed = Some(version);
+        break;
+    }
+    let version = checkpointed.expect("checkpointed within ten rewrites");
+    lake.refresh().await.unwrap();
+    let found = rows(&lake, &PERSON, "SELECT count(*) AS n FROM person").await;
+    assert_eq!(found[0]["n"], 60, "checkpoint at {version}");
 }
