@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use std::path::PathBuf;
 
 #[test]
 fn lake_equals_the_register_with_faults_on() {
@@ -133,9 +134,21 @@ fn a_seeded_lake_follows_from_the_extract_with_retention_on() {
     }
 }
 
-#[test]
-fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
-    let sim = Simulator::start(&["--persons", "800", "--seed", "8", "--events-per-sec", "0"]);
+/// A simulator of `persons` without live changes and a lake seeded from it, with
+/// `batch_events = 500` and `catch_up_events = 2000`: the directory, pipeline file, lake and
+/// seed position.
+fn seeded_for_catch_up(
+    persons: &str,
+    seed: &str,
+) -> (Simulator, tempfile::TempDir, PathBuf, PathBuf, i64) {
+    let sim = Simulator::start(&[
+        "--persons",
+        persons,
+        "--seed",
+        seed,
+        "--events-per-sec",
+        "0",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &sim.url, 500);
     let text = std::fs::read_to_string(&pipeline).unwrap();
@@ -147,6 +160,12 @@ fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
     let lake = dir.path().join("lake");
     run_until_caught_up(&pipeline);
     let seeded = seed_sequence(&lake);
+    (sim, dir, pipeline, lake, seeded)
+}
+
+#[test]
+fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
+    let (sim, _dir, pipeline, lake, seeded) = seeded_for_catch_up("800", "8");
     let commits = || {
         std::fs::read_dir(lake.join("person_event/_delta_log"))
             .unwrap()
@@ -174,18 +193,7 @@ fn a_backlog_is_caught_up_in_commits_of_catch_up_events() {
 
 #[test]
 fn a_backlog_ending_on_a_page_boundary_is_committed_without_waiting_for_more() {
-    let sim = Simulator::start(&["--persons", "500", "--seed", "9", "--events-per-sec", "0"]);
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline(dir.path(), &sim.url, 500);
-    let text = std::fs::read_to_string(&pipeline).unwrap();
-    std::fs::write(
-        &pipeline,
-        text.replace("[worker]\n", "[worker]\ncatch_up_events = 2000\n"),
-    )
-    .unwrap();
-    let lake = dir.path().join("lake");
-    run_until_caught_up(&pipeline);
-    let seeded = seed_sequence(&lake);
+    let (sim, _dir, pipeline, lake, seeded) = seeded_for_catch_up("500", "9");
     // The backlog ends on a full page: the writer holding it hears of the head from an empty
     // page, not from a batch, and no later entry comes to end its wait.
     sim.add_backlog(2500);

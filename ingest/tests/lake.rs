@@ -1,8 +1,9 @@
 //! The lake writer against a temporary lake: a rewrite of `person` moves a person whose birth
 //! year was corrected (never two rows), a removal and a withholding find their rows, the history
 //! rewrite closes, scrubs and inserts versions, a change a table's kind does not take is
-//! refused, a rewrite racing maintenance is a conflict, never two copies of a row, and a
-//! rewrite of more files than one writer takes changes every row once.
+//! refused, a rewrite racing maintenance is a conflict, never two copies of a row, a rewrite
+//! of more files than one writer takes changes every row once, and rewrites are checkpointed
+//! once they name enough files, keeping their tombstones.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::lake::Lake;
