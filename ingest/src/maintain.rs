@@ -20,12 +20,12 @@ use deltalake::{DeltaTable, FilterOp, FilterValue};
 use futures::StreamExt;
 use schemas::tables::{ALL_TABLES, Table};
 use serde::Deserialize;
-use tracing::info;
+use tracing::{info, warn};
 use url::Url;
 
 use crate::IngestError;
 use crate::commit::lake_error;
-use crate::lake::table_url;
+use crate::lake::{Lake, table_url};
 
 /// How maintenance runs (the pipeline's `[maintenance]`, or `regsync maintain`'s flags).
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +152,45 @@ async fn tombstones_kept_for(
         return Ok(delta);
     }
     set_tombstone_retention(delta, retention, err).await
+}
+
+/// Whether the table keeps no tombstones (`delta.deletedFileRetentionDuration` zero): what
+/// [`Tombstones::ForgetSeeded`] sets for one checkpoint and restores at once.
+pub(crate) fn forgetting_tombstones(delta: &DeltaTable) -> bool {
+    delta
+        .snapshot()
+        .is_ok_and(|s| s.table_config().deleted_file_retention_duration == Some(Duration::ZERO))
+}
+
+/// Sets the tombstone retention of every table of `tables` left at zero back to `retention`: a
+/// worker stopped between the two property commits of [`Tombstones::ForgetSeeded`]. Until then
+/// each checkpoint (Delta's own, every 100 commits) would drop every tombstone. A failure is
+/// logged: the next maintenance sets it too.
+pub async fn restore_tombstone_retention(
+    lake: &mut Lake,
+    tables: &[&'static Table],
+    retention: Duration,
+) {
+    for table in tables {
+        let delta = lake.table(table).clone();
+        if !forgetting_tombstones(&delta) {
+            continue;
+        }
+        let err = lake_error(table, &delta.table_url().clone());
+        match set_tombstone_retention(delta, retention, &err).await {
+            Ok(updated) => {
+                info!(
+                    table = table.name,
+                    retention_s = retention.as_secs(),
+                    "tombstone retention left at zero by a stopped maintenance: restored"
+                );
+                lake.install(table, updated);
+            }
+            Err(e) => {
+                warn!(table = table.name, error = %e, "tombstone retention left at zero: not restored; the next maintenance sets it")
+            }
+        }
+    }
 }
 
 /// Whether every data file of the table was written within `age` (an empty table: yes).

@@ -288,7 +288,9 @@ impl Lake {
         );
         let unchecked = self.unchecked.entry(table.name).or_default();
         *unchecked += removed + added;
-        if *unchecked >= CHECKPOINT_AFTER_ACTIONS && !forgetting_tombstones(&updated) {
+        if *unchecked >= CHECKPOINT_AFTER_ACTIONS
+            && !crate::maintain::forgetting_tombstones(&updated)
+        {
             // The commit is in; a checkpoint only spares readers the replay, so a failed one
             // is not the commit's failure.
             let started = Instant::now();
@@ -343,15 +345,6 @@ impl Lake {
         }
         Ok(())
     }
-}
-
-/// Whether the table keeps no tombstones (`delta.deletedFileRetentionDuration` zero): what
-/// maintenance sets for one checkpoint after the first seed, and restores at once. A
-/// checkpoint then would drop every removed file's tombstone, so none is taken.
-fn forgetting_tombstones(delta: &deltalake::DeltaTable) -> bool {
-    delta.snapshot().is_ok_and(|s| {
-        s.table_config().deleted_file_retention_duration == Some(std::time::Duration::ZERO)
-    })
 }
 
 /// Runs `sql` and writes its rows as the table's data files: the files' add actions and the rows.

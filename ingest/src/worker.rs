@@ -76,6 +76,10 @@ pub async fn run(
         // One writer per register and lake: a second worker stops here, before it writes or
         // publishes.
         let lease = Lease::acquire(&url, source.register(), &shutdown).await?;
+        let mut lake = lake;
+        let tables = source.register().lake_tables();
+        let retention = pipeline.maintenance.vacuum_retention;
+        crate::maintain::restore_tombstone_retention(&mut lake, &tables, retention).await;
         let result = run_with_lease(
             source,
             connected.as_ref(),

@@ -1,8 +1,9 @@
 //! The worker against a register that misbehaves in ways a simulator built from the same
 //! assumptions would not: retention (406 for old sequence numbers), pages of old entries, a
 //! register behind the lake, holes in the feed, a 200 that is not an answer, malformed entries,
-//! extract batches with only identity numbers or with an error. Each test runs the real worker
-//! over HTTP against a small local register whose answers it scripts.
+//! extract batches with only identity numbers or with an error; and a lake that a stopped
+//! maintenance left without tombstones. Each test runs the real worker over HTTP against a
+//! small local register whose answers it scripts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -301,6 +302,49 @@ async fn a_seeded_lake_follows_from_the_extract_and_never_asks_for_older_entries
     assert_eq!(
         events,
         vec![json!({"sequence": 5001}), json!({"sequence": 5002})]
+    );
+}
+
+#[tokio::test]
+async fn a_tombstone_retention_left_at_zero_is_restored_when_the_worker_starts() {
+    let (url, _) = serve(Script {
+        heads: vec![5000, 5002],
+        feed: Some(Box::new(|seq, _| entries(seq..=5002))),
+        batches: vec![json!({"dokumentidentifikator": ["d1", "d2", "d3"]})],
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    run(&url, dir.path(), "").await.unwrap();
+    // A worker stopped between the two property commits of the after-seed maintenance.
+    let person = url::Url::from_directory_path(dir.path().join("person")).unwrap();
+    let retention = |t: &deltalake::DeltaTable| {
+        t.snapshot()
+            .unwrap()
+            .table_config()
+            .deleted_file_retention_duration
+    };
+    let zeroed = deltalake::open_table(person.clone())
+        .await
+        .unwrap()
+        .set_tbl_properties()
+        .with_properties(
+            [(
+                "delta.deletedFileRetentionDuration".to_owned(),
+                "interval 0 seconds".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retention(&zeroed), Some(Duration::ZERO));
+    run(&url, dir.path(), "").await.unwrap();
+    let person = deltalake::open_table(person).await.unwrap();
+    assert_eq!(
+        retention(&person),
+        Some(Duration::from_secs(7 * 24 * 3600)),
+        "the default maintenance.vacuum_retention"
     );
 }
 
