@@ -231,6 +231,9 @@ async fn maintain_now(
         }
     }
     *lake = Lake::open_tables(&url, &register.lake_tables()).await?;
+    // A maintenance that failed between its two property commits left a retention at zero.
+    let retention = pipeline.maintenance.vacuum_retention;
+    crate::maintain::restore_tombstone_retention(lake, &register.lake_tables(), retention).await;
     Ok(())
 }
 

@@ -340,12 +340,16 @@ async fn a_tombstone_retention_left_at_zero_is_restored_when_the_worker_starts()
         .unwrap();
     assert_eq!(retention(&zeroed), Some(Duration::ZERO));
     run(&url, dir.path(), "").await.unwrap();
-    let person = deltalake::open_table(person).await.unwrap();
+    let restored = deltalake::open_table(person.clone()).await.unwrap();
     assert_eq!(
-        retention(&person),
+        retention(&restored),
         Some(Duration::from_secs(7 * 24 * 3600)),
         "the default maintenance.vacuum_retention"
     );
+    // A start with nothing at zero commits nothing.
+    run(&url, dir.path(), "").await.unwrap();
+    let again = deltalake::open_table(person).await.unwrap();
+    assert_eq!(again.version(), restored.version());
 }
 
 #[tokio::test]
