@@ -171,11 +171,6 @@ pub async fn restore_tombstone_retention(
     tables: &[&'static Table],
     retention: Duration,
 ) {
-    // The lake as it is now: a holder whose lease was waited out may have stopped mid-way.
-    if let Err(e) = lake.refresh().await {
-        warn!(error = %e, "tombstone retention not checked: the lake could not be read again");
-        return;
-    }
     for table in tables {
         let delta = lake.table(table).clone();
         if !forgetting_tombstones(&delta) {

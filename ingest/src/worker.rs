@@ -77,6 +77,8 @@ pub async fn run(
         // publishes.
         let lease = Lease::acquire(&url, source.register(), &shutdown).await?;
         let mut lake = lake;
+        // The lake as it is now: a holder whose lease was waited out may have stopped mid-way.
+        lake.refresh().await?;
         let tables = source.register().lake_tables();
         let retention = pipeline.maintenance.vacuum_retention;
         crate::maintain::restore_tombstone_retention(&mut lake, &tables, retention).await;
