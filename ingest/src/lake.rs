@@ -124,13 +124,19 @@ impl Lake {
                     .as_ref()
                     .try_into_kernel()
                     .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
-                let created = delta
+                let mut create = delta
                     .create()
                     .with_table_name(table.name)
                     .with_comment(table.description)
                     .with_columns(schema.fields().cloned())
-                    .with_partition_columns(table.partition_columns.iter().copied())
-                    .await;
+                    .with_partition_columns(table.partition_columns.iter().copied());
+                if crate::deletion::wanted(table) {
+                    create = create.with_configuration_property(
+                        deltalake::TableProperty::EnableDeletionVectors,
+                        Some("true"),
+                    );
+                }
+                let created = create.await;
                 delta = match created {
                     Ok(created) => {
                         info!(table = table.name, url = %location, "created lake table");
@@ -150,6 +156,7 @@ impl Lake {
                 };
             } else {
                 delta = crate::migrate::columns_checked(table, delta, url).await?;
+                delta = crate::migrate::deletion_vectors_on(table, delta, url).await?;
             }
             tables.insert(table.name, delta);
         }

@@ -34,6 +34,7 @@ pub mod brreg;
 pub mod client;
 pub mod commit;
 pub mod config;
+pub mod deletion;
 pub mod error;
 pub mod files;
 pub mod follow;

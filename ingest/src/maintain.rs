@@ -49,7 +49,8 @@ pub struct MaintainOptions {
     /// The size compaction aims at for each file.
     #[serde(default = "default_target")]
     pub target_file_bytes: u64,
-    /// Z-order tables with cluster columns (otherwise: bin-packing compaction only).
+    /// Z-order tables with cluster columns (otherwise: bin-packing compaction only). A table
+    /// changed by deletion vector is Z-ordered either way: that folds the vectors.
     #[serde(default = "crate::config::yes")]
     pub zorder: bool,
     /// Maintain (compact, checkpoint, vacuum) the partitioned tables once the first seed
@@ -262,7 +263,8 @@ pub async fn table_stats(
     })
 }
 
-/// The values of the first partition column that more than one data file shares.
+/// The values of the first partition column that more than one data file shares, or that a
+/// file with deleted rows (a deletion vector) holds.
 fn crowded_partitions(delta: &DeltaTable, table: &'static Table) -> Vec<String> {
     let Some(column) = table.partition_columns.first() else {
         return Vec::new();
@@ -278,7 +280,13 @@ fn crowded_partitions(delta: &DeltaTable, table: &'static Table) -> Vec<String> 
             .split('/')
             .find_map(|segment| segment.strip_prefix(prefix.as_str()))
         {
-            *counts.entry(value.to_owned()).or_default() += 1;
+            // A file with deleted rows counts as two: its partition is rewritten.
+            let weight = if file.deletion_vector_descriptor().is_some() {
+                2
+            } else {
+                1
+            };
+            *counts.entry(value.to_owned()).or_default() += weight;
         }
     }
     counts
@@ -410,9 +418,14 @@ async fn maintain_table(
     };
     let target =
         NonZeroU64::new(options.target_file_bytes.max(1024 * 1024)).expect("at least a megabyte");
-    let zorder = options.zorder && !table.cluster_columns.is_empty();
+    // A table changed by deletion vector is Z-ordered whatever `zorder` says: rewriting a
+    // partition whole is how its vectors are folded into new files, and bin-packing
+    // compaction leaves a large file as it is.
+    let zorder =
+        (options.zorder || crate::deletion::enabled(&delta)) && !table.cluster_columns.is_empty();
     // Z-order rewrites every file of the partitions it is given: give it only the partitions
-    // holding more than one file (one file per partition is already clustered).
+    // holding more than one file or a file with a deletion vector (one file per partition
+    // is already clustered).
     let crowded = if zorder {
         crowded_partitions(&delta, table)
     } else {

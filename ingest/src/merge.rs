@@ -27,7 +27,6 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use deltalake::DeltaTableError;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
@@ -35,6 +34,8 @@ use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::operations::write::WriterStatsConfig;
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::state::DeltaTableState;
+use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt as _;
 use schemas::tables::{Table, TableKind};
 use tracing::Instrument as _;
@@ -46,7 +47,7 @@ use crate::lake::Lake;
 
 /// The tag of a change's rows that are added (and, in current state, replace the row with
 /// their key).
-const INSERT: &str = "insert";
+pub(crate) const INSERT: &str = "insert";
 /// The column of a scan naming each row's data file.
 const FILE_COLUMN: &str = "regsync_file";
 /// Data files are rolled at this size while rewriting.
@@ -94,6 +95,9 @@ impl Lake {
             let batches = changes.iter().map(|c| c.rows().clone()).collect();
             return self.append_all(table, batches, txns).await;
         }
+        if crate::deletion::enabled(self.table(table)) {
+            return self.delete_and_append(table, &changes, txns).await;
+        }
         self.rewrite(table, &changes, txns).await
     }
 
@@ -109,24 +113,8 @@ impl Lake {
         let err = |e: DeltaTableError| commit.error(e);
         let df = |e: DataFusionError| commit.error(e.into());
         let snapshot = delta.snapshot().map_err(&err)?.clone();
-        // Text is read as it is written (not as views), so the rows go to the writer uncast.
-        let ctx = SessionContext::new_with_config(SessionConfig::new().set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        ));
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(&err)?;
+        let ctx = source_session(table, &delta, changes, &commit).await?;
         let session = Arc::new(ctx.state());
-        let tagged: Vec<RecordBatch> = changes
-            .iter()
-            .map(|c| with_kind(c.rows(), tag(c)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| err(e.into()))?;
-        let source = ctx.read_batches(tagged).map_err(df)?;
-        ctx.register_table("source", source.into_view())
-            .map_err(df)?;
-        self.refuse_repeated_keys(table, &ctx, &commit).await?;
 
         // 1. The files holding a key the changes match.
         let files: HashMap<String, deltalake::kernel::Remove> = snapshot
@@ -184,23 +172,7 @@ impl Lake {
 
         // 2. Those files, changed, a group at a time (a writer holds the files it writes until
         //    it is closed), then the new rows.
-        let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
-        let config = WriterConfig::new(
-            table.schema.clone(),
-            table
-                .partition_columns
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            Some(crate::files::writer_properties(
-                table,
-                crate::files::Written::Often,
-            )),
-            NonZeroU64::new(TARGET_FILE_BYTES),
-            None,
-            stats.num_indexed_cols,
-            stats.stats_columns,
-        );
+        let config = writer_config(table, &snapshot);
         touched.sort();
         touched.dedup();
         // At most `WRITERS_AT_ONCE` run, each holding its own files. A failure stops the others
@@ -257,10 +229,35 @@ impl Lake {
         let (removed, added) = (removes.len(), adds.len());
         let mut actions = removes;
         actions.extend(adds.into_iter().map(Action::Add));
+        self.commit_changes(table, &commit, &snapshot, &delta, actions)
+            .await?;
+        tracing::debug!(
+            table = table.name,
+            files_rewritten = removed,
+            files_written = added,
+            rows_written = rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "changes applied"
+        );
+        Ok(())
+    }
+
+    /// Commits `actions` (the data files a change removed, changed and added) with `commit`'s
+    /// positions, checkpoints the table once its commits since the last checkpoint name
+    /// enough files, and installs the new version.
+    pub(crate) async fn commit_changes(
+        &mut self,
+        table: &'static Table,
+        commit: &Commit,
+        snapshot: &DeltaTableState,
+        delta: &DeltaTable,
+        actions: Vec<Action>,
+    ) -> Result<(), IngestError> {
+        let files = actions.len();
         let committed = CommitBuilder::from(commit.properties())
             .with_actions(actions)
             .build(
-                Some(&snapshot),
+                Some(snapshot),
                 delta.log_store(),
                 // A MERGE without a predicate reads the whole table: a concurrent commit that
                 // added data files (maintenance compacting them, whose adds count although
@@ -276,18 +273,10 @@ impl Lake {
                 },
             )
             .await;
-        let outcome = crate::lake::read_after(&delta, committed).await;
-        let updated = commit.settle(outcome, &delta).await?;
-        tracing::debug!(
-            table = table.name,
-            files_rewritten = removed,
-            files_written = added,
-            rows_written = rows,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "changes applied"
-        );
+        let outcome = crate::lake::read_after(delta, committed).await;
+        let updated = commit.settle(outcome, delta).await?;
         let unchecked = self.unchecked.entry(table.name).or_default();
-        *unchecked += removed + added;
+        *unchecked += files;
         if *unchecked >= CHECKPOINT_AFTER_ACTIONS
             && !crate::maintain::forgetting_tombstones(&updated)
         {
@@ -314,44 +303,95 @@ impl Lake {
         self.install(table, updated);
         Ok(())
     }
+}
 
-    /// Refuses changes that name one key twice where the key picks the row to change: which
-    /// one applies would be a guess.
-    async fn refuse_repeated_keys(
-        &self,
-        table: &'static Table,
-        ctx: &SessionContext,
-        commit: &Commit,
-    ) -> Result<(), IngestError> {
-        let df = |e: DataFusionError| commit.error(e.into());
-        let keys = table.key.join(", ");
-        // History: a key's new versions are many; what changes its rows is one per key.
-        let only = matching(table);
-        let repeated = ctx
-            .sql(&format!(
-                "SELECT {keys} FROM source {only} GROUP BY {keys} HAVING count(*) > 1 LIMIT 10"
-            ))
-            .await
-            .map_err(df)?
-            .collect()
-            .await
-            .map_err(df)?;
-        let named_twice: usize = repeated.iter().map(RecordBatch::num_rows).sum();
-        if named_twice > 0 {
-            // The keys are not named: a person's is an identity number, kept out of logs.
-            return Err(commit.error(DeltaTableError::Generic(format!(
-                "the changes name a key more than once ({named_twice} keys, up to 10 counted)"
-            ))));
-        }
-        Ok(())
+/// Refuses changes that name one key twice where the key picks the row to change: which one
+/// applies would be a guess.
+async fn refuse_repeated_keys(
+    table: &'static Table,
+    ctx: &SessionContext,
+    commit: &Commit,
+) -> Result<(), IngestError> {
+    let df = |e: DataFusionError| commit.error(e.into());
+    let keys = table.key.join(", ");
+    // History: a key's new versions are many; what changes its rows is one per key.
+    let only = matching(table);
+    let repeated = ctx
+        .sql(&format!(
+            "SELECT {keys} FROM source {only} GROUP BY {keys} HAVING count(*) > 1 LIMIT 10"
+        ))
+        .await
+        .map_err(df)?
+        .collect()
+        .await
+        .map_err(df)?;
+    let named_twice: usize = repeated.iter().map(RecordBatch::num_rows).sum();
+    if named_twice > 0 {
+        // The keys are not named: a person's is an identity number, kept out of logs.
+        return Err(commit.error(DeltaTableError::Generic(format!(
+            "the changes name a key more than once ({named_twice} keys, up to 10 counted)"
+        ))));
     }
+    Ok(())
+}
+
+/// A session holding `changes` as `source` (each row tagged with its change's kind in
+/// `merge_kind`), able to read `delta`'s files; changes naming a key twice are refused.
+pub(crate) async fn source_session(
+    table: &'static Table,
+    delta: &DeltaTable,
+    changes: &[Change],
+    commit: &Commit,
+) -> Result<SessionContext, IngestError> {
+    let err = |e: DeltaTableError| commit.error(e);
+    let df = |e: DataFusionError| commit.error(e.into());
+    // Text is read as it is written (not as views), so the rows go to the writer uncast.
+    let ctx = SessionContext::new_with_config(SessionConfig::new().set_bool(
+        "datafusion.execution.parquet.schema_force_view_types",
+        false,
+    ));
+    delta
+        .update_datafusion_session(&ctx.state())
+        .map_err(&err)?;
+    let tagged: Vec<RecordBatch> = changes
+        .iter()
+        .map(|c| with_kind(c.rows(), tag(c)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.into()))?;
+    let source = ctx.read_batches(tagged).map_err(df)?;
+    ctx.register_table("source", source.into_view())
+        .map_err(df)?;
+    refuse_repeated_keys(table, &ctx, commit).await?;
+    Ok(ctx)
+}
+
+/// How the worker writes `table`'s data files: its partitions, Parquet properties, file size
+/// and the statistics the table's configuration asks for.
+pub(crate) fn writer_config(table: &'static Table, snapshot: &DeltaTableState) -> WriterConfig {
+    let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
+    WriterConfig::new(
+        table.schema.clone(),
+        table
+            .partition_columns
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
+        Some(crate::files::writer_properties(
+            table,
+            crate::files::Written::Often,
+        )),
+        NonZeroU64::new(TARGET_FILE_BYTES),
+        None,
+        stats.num_indexed_cols,
+        stats.stats_columns,
+    )
 }
 
 /// Runs `sql` and writes its rows as the table's data files: the files' add actions and the rows.
-async fn write_rows(
+pub(crate) async fn write_rows(
     ctx: &SessionContext,
     sql: &str,
-    delta: &deltalake::DeltaTable,
+    delta: &DeltaTable,
     config: WriterConfig,
     table: &'static Table,
 ) -> Result<(Vec<deltalake::kernel::Add>, usize), DeltaTableError> {
@@ -396,7 +436,7 @@ fn touched_sql(table: &Table) -> String {
 /// `withhold_sets` columns from the change. History: a close ends the open version
 /// (`valid_to` null); a scrub does that and nulls the withheld columns of every version, a
 /// withhold only the latter.
-fn changed_sql(table: &Table, target: &str) -> String {
+pub(crate) fn changed_sql(table: &Table, target: &str) -> String {
     let columns = column_names(table);
     let withheld = |c: &str| table.withheld_columns.contains(&c);
     let (changed, filter): (Vec<String>, String) = match table.kind {
@@ -450,7 +490,7 @@ fn changed_sql(table: &Table, target: &str) -> String {
 }
 
 /// The rows the changes add: upserted rows and new versions.
-fn added_sql(table: &Table) -> String {
+pub(crate) fn added_sql(table: &Table) -> String {
     let columns = column_names(table);
     format!(
         "SELECT {} FROM source WHERE merge_kind = '{INSERT}'",
@@ -512,7 +552,7 @@ fn applies(kind: TableKind, change: &Change) -> bool {
 }
 
 /// A change's tag in the source: every change that adds rows is an insert.
-fn tag(change: &Change) -> &'static str {
+pub(crate) fn tag(change: &Change) -> &'static str {
     match change {
         Change::Append(_) | Change::Insert(_) | Change::Upsert(_) => INSERT,
         other => other.name(),

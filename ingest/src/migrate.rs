@@ -106,3 +106,47 @@ async fn add_columns(
         .await
         .map_err(err)
 }
+
+/// The table with deletion vectors turned on where this version wants them
+/// ([`crate::deletion::wanted`]): a table an earlier version created without them would
+/// otherwise be rewritten copy-on-write by every commit that changes rows. One commit, which
+/// raises the table's protocol to reader version 3 (a Delta reader without deletion vectors can
+/// no longer read it).
+pub async fn deletion_vectors_on(
+    table: &'static Table,
+    delta: DeltaTable,
+    url: &Url,
+) -> Result<DeltaTable, IngestError> {
+    if !crate::deletion::wanted(table) || crate::deletion::enabled(&delta) {
+        return Ok(delta);
+    }
+    let err = lake_error(table, url);
+    let turned = delta
+        .clone()
+        .set_tbl_properties()
+        .with_properties(
+            [(crate::deletion::ENABLE.to_owned(), "true".to_owned())]
+                .into_iter()
+                .collect(),
+        )
+        .await;
+    match turned {
+        Ok(delta) => {
+            tracing::info!(
+                table = table.name,
+                "deletion vectors turned on: changed rows are no longer rewritten with their files"
+            );
+            Ok(delta)
+        }
+        // Another process turned them on first.
+        Err(e) => {
+            let mut delta = delta;
+            delta.update_state().await.map_err(&err)?;
+            if crate::deletion::enabled(&delta) {
+                Ok(delta)
+            } else {
+                Err(err(e))
+            }
+        }
+    }
+}

@@ -583,6 +583,45 @@ async fn an_earlier_versions_person_table_gains_the_new_columns_keeping_rows_and
         "{text}"
     );
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(8));
+
+    // The table now changes rows by deletion vector, also in the file written without the new
+    // columns: the withheld row leaves it, written again with the columns empty.
+    let delta = deltalake::open_table(url.join("person/").unwrap())
+        .await
+        .unwrap();
+    assert!(ingest::deletion::enabled(&delta), "turned on when opened");
+    let withheld = transform::model::Person {
+        person_id: "01010000001".into(),
+        address_protection: "strengtFortrolig".into(),
+        ..transform::model::Person::default()
+    };
+    let rows = transform::encode::persons(&[(withheld, 9)], now).unwrap();
+    lake.apply_changes(&PERSON, vec![Change::Withhold(rows)], &[(FREG_FEED, 9)])
+        .await
+        .unwrap();
+    let files = live_files(&dir.path().join("person")).await;
+    // Its file's one row changed: the file is removed rather than given a vector.
+    assert_eq!(
+        (files.len(), files.values().sum::<i64>()),
+        (2, 0),
+        "{files:?}"
+    );
+    let ctx = lake.session(&[&PERSON]).await.unwrap();
+    let got = ctx
+        .sql("SELECT person_id, address_protection, matrikkel_address_id FROM person ORDER BY person_id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&got)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("01010000001 | strengtFortrolig   |"),
+        "{text}"
+    );
+    assert_eq!(text.matches("0101000000").count(), 2, "{text}");
 }
 
 #[tokio::test]
@@ -815,4 +854,162 @@ async fn rewrites_are_checkpointed_once_they_name_enough_files_keeping_their_tom
     lake.refresh().await.unwrap();
     let found = rows(&lake, &PERSON, "SELECT count(*) AS n FROM person").await;
     assert_eq!(found[0]["n"], 60, "checkpoint at {version}");
+}
+
+/// The active data files of a table, each with the rows its deletion vector removes.
+async fn live_files(table: &std::path::Path) -> std::collections::BTreeMap<String, i64> {
+    let url = url::Url::from_directory_path(table).unwrap();
+    let delta = deltalake::open_table(url).await.unwrap();
+    delta
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| {
+            let deleted = f.deletion_vector_descriptor().map_or(0, |d| d.cardinality);
+            (f.path().to_string(), deleted)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_files() {
+    let (dir, mut lake) = temporary_lake().await;
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let table = dir.path().join("person");
+    let id = |n: u32| format!("{:02}01{:02}{:05}", n % 28 + 1, 90 + n % 2, 10000 + n);
+    let born = |n: u32| format!("{}-01-{:02}", 1990 + n % 2, n % 28 + 1);
+    let persons: Vec<(Person, i64)> = (0..200)
+        .map(|n| (person(&id(n), &born(n), Some("Storgata")), 1))
+        .collect();
+    lake.apply_changes(
+        &PERSON,
+        vec![Change::Append(encode::persons(&persons, at(1)).unwrap())],
+        &[(FREG_FEED, 1)],
+    )
+    .await
+    .unwrap();
+    let seeded = live_files(&table).await;
+    assert_eq!(seeded.len(), 2, "a file per birth year: {seeded:?}");
+
+    // Person 0 (1990) moves, person 1 (1991) is withheld: each file loses one row to its
+    // vector, and a new file per birth year holds the changed rows.
+    let withheld = |n: u32, sequence: i64| {
+        let p = Person {
+            person_id: id(n),
+            address_protection: "strengtFortrolig".into(),
+            ..Person::default()
+        };
+        encode::persons(&[(p, sequence)], at(2)).unwrap()
+    };
+    let moved = |n: u32, street: &str, sequence: i64| {
+        encode::persons(&[(person(&id(n), &born(n), Some(street)), sequence)], at(2)).unwrap()
+    };
+    lake.apply_changes(
+        &PERSON,
+        vec![
+            Change::Upsert(moved(0, "Nygata", 2)),
+            Change::Withhold(withheld(1, 2)),
+        ],
+        &[(FREG_FEED, 2)],
+    )
+    .await
+    .unwrap();
+    let first = live_files(&table).await;
+    for (path, deleted) in &seeded {
+        assert_eq!(
+            first.get(path),
+            Some(&(deleted + 1)),
+            "{path} stays, one row gone"
+        );
+    }
+    assert_eq!(
+        first.len(),
+        4,
+        "a new file per birth year changed: {first:?}"
+    );
+
+    // Person 2 (1990) moves in a later commit: the vector of its file keeps person 0's row
+    // and gains person 2's; person 0 moves again, from the file the first change wrote.
+    lake.apply_changes(
+        &PERSON,
+        vec![Change::Upsert(
+            encode::persons(
+                &[
+                    (person(&id(2), &born(2), Some("Bakken")), 3),
+                    (person(&id(0), &born(0), Some("Bakken")), 3),
+                ],
+                at(3),
+            )
+            .unwrap(),
+        )],
+        &[(FREG_FEED, 3)],
+    )
+    .await
+    .unwrap();
+    let second = live_files(&table).await;
+    let year_1990 = seeded.keys().find(|p| p.contains("1990")).unwrap();
+    assert_eq!(second[year_1990], 2, "{second:?}");
+    let moved_first = first
+        .keys()
+        .find(|p| p.contains("1990") && !seeded.contains_key(*p))
+        .unwrap();
+    assert!(
+        !second.contains_key(moved_first),
+        "the file holding only person 0's first move is gone with its last row: {second:?}"
+    );
+    let everyone = "SELECT count(*) AS n, count(DISTINCT person_id) AS persons, \
+         sum(CASE WHEN street_name = 'Bakken' THEN 1 ELSE 0 END) AS moved, \
+         sum(CASE WHEN street_name IS NULL THEN 1 ELSE 0 END) AS withheld, \
+         sum(CASE WHEN street_name = 'Storgata' THEN 1 ELSE 0 END) AS untouched FROM person";
+    lake.refresh().await.unwrap();
+    let found = rows(&lake, &PERSON, everyone).await;
+    assert_eq!(found[0]["n"], 200, "{found:?}");
+    assert_eq!(found[0]["persons"], 200);
+    assert_eq!(found[0]["moved"], 2);
+    assert_eq!(found[0]["withheld"], 1);
+    assert_eq!(found[0]["untouched"], 197);
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(3));
+
+    // Maintenance rewrites every partition holding a vector: none is left, the rows the same.
+    ingest::maintain::maintain_tables(
+        &url,
+        &ingest::maintain::MaintainOptions::default(),
+        &[&PERSON],
+    )
+    .await
+    .unwrap();
+    let maintained = live_files(&table).await;
+    assert_eq!(maintained.len(), 2, "a file per birth year: {maintained:?}");
+    assert!(maintained.values().all(|d| *d == 0), "{maintained:?}");
+    let mut lake = Lake::open(&url).await.unwrap();
+    assert_eq!(rows(&lake, &PERSON, everyone).await, found);
+
+    // A removal adds no file: the partition's one file keeps its rows less one, and
+    // maintenance still folds its vector.
+    lake.apply_changes(
+        &PERSON,
+        vec![Change::Remove(withheld(3, 4))],
+        &[(FREG_FEED, 4)],
+    )
+    .await
+    .unwrap();
+    let removed = live_files(&table).await;
+    assert_eq!(removed.len(), 2);
+    assert_eq!(removed.values().sum::<i64>(), 1, "{removed:?}");
+    ingest::maintain::maintain_tables(
+        &url,
+        &ingest::maintain::MaintainOptions::default(),
+        &[&PERSON],
+    )
+    .await
+    .unwrap();
+    let folded = live_files(&table).await;
+    assert!(folded.values().all(|d| *d == 0), "{folded:?}");
+    let lake = Lake::open(&url).await.unwrap();
+    let found = rows(&lake, &PERSON, everyone).await;
+    assert_eq!(
+        (&found[0]["n"], &found[0]["untouched"]),
+        (&199.into(), &196.into())
+    );
 }

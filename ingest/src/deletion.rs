@@ -1,0 +1,516 @@
+//! Changing rows without rewriting the files that hold them: Delta deletion vectors.
+//!
+//! A table created with `delta.enableDeletionVectors` ([`wanted`]: the partitioned current-state
+//! and history tables) takes a commit's changes at a cost that follows their size, not the
+//! table's:
+//!
+//! 1. one scan of the key columns of every data file finds the rows a change names (rows an
+//!    earlier deletion vector removed are passed over);
+//! 2. those rows alone are read, changed as the copy-on-write rewrite changes them (the same
+//!    SQL, [`crate::merge`]), and written, with the rows the changes add, to new files;
+//! 3. each file they came from gets a deletion vector naming them beside those it had (all of
+//!    a commit's in one `deletion_vector_<uuid>.bin`), and one commit re-adds those files with
+//!    their new vectors, removes a file whose every row is gone, adds the new files and records
+//!    the positions.
+//!
+//! Every Delta reader applies the vectors, and one that cannot is refused by the table's
+//! protocol (reader version 3, feature `deletionVectors`), so a withheld address leaves what
+//! readers see in the commit that withholds it, as with the rewrite. Its bytes stay in the old
+//! file, as they stay in a file the rewrite replaced, until maintenance rewrites the partition
+//! (it rewrites every partition holding a vector) and VACUUM deletes the file after the
+//! retention: whoever may read the lake's storage directly may read those bytes either way.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow::error::ArrowError;
+use arrow::row::{RowConverter, Rows, SortField};
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::kernel::{Action, Add, DeletionVectorDescriptor, Remove, StorageType};
+use deltalake::logstore::parquet_reader::ParquetObjectReader;
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
+use futures::TryStreamExt as _;
+use object_store::ObjectStoreExt as _;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::PageIndexPolicy;
+use roaring::RoaringTreemap;
+use schemas::tables::{Table, TableKind};
+use tracing::Instrument as _;
+use transform::change::Change;
+use url::Url;
+
+use crate::IngestError;
+use crate::commit::Commit;
+use crate::lake::Lake;
+use crate::merge::{
+    INSERT, added_sql, changed_sql, source_session, tag, write_rows, writer_config,
+};
+
+/// The table property that turns deletion vectors on.
+pub const ENABLE: &str = "delta.enableDeletionVectors";
+/// The first bytes of a serialized vector: Delta's `RoaringBitmapArray` in its portable format.
+const MAGIC: u32 = 1_681_511_377;
+/// Data files scanned at once: one per core of the machine this was sized on (decoding the
+/// key column and hashing it is the scan's time).
+const SCANS_AT_ONCE: usize = 2;
+
+/// Whether a new table is created with deletion vectors: the keyed, partitioned tables, whose
+/// partitions maintenance rewrites whole (Z-order), folding the vectors into new files. An
+/// unpartitioned table's compaction only merges small files, so it would keep them.
+pub fn wanted(table: &Table) -> bool {
+    table.kind != TableKind::Log
+        && !table.partition_columns.is_empty()
+        && !table.cluster_columns.is_empty()
+}
+
+/// Whether the table (as last read) changes rows by deletion vector: a table created without
+/// them (an older lake) is rewritten copy-on-write.
+pub fn enabled(delta: &DeltaTable) -> bool {
+    delta.snapshot().is_ok_and(|s| {
+        s.metadata()
+            .configuration()
+            .get(ENABLE)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
+/// A data file of the table as the log names it.
+struct LiveFile {
+    path: Path,
+    size: u64,
+    partitions: HashMap<String, Option<String>>,
+    add: Add,
+    remove: Remove,
+    vector: Option<DeletionVectorDescriptor>,
+}
+
+/// A file holding rows the changes name: their indexes in the file, those its vector already
+/// removed, and its rows in all.
+struct Named {
+    file: LiveFile,
+    rows: Vec<u64>,
+    deleted: RoaringTreemap,
+    total: u64,
+}
+
+impl Lake {
+    /// Applies `changes` (some of which change rows) to `table` by deletion vector, in one
+    /// commit recording `txns`.
+    pub(crate) async fn delete_and_append(
+        &mut self,
+        table: &'static Table,
+        changes: &[Change],
+        txns: &[(&str, i64)],
+    ) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let delta = self.table(table).clone();
+        let commit = Commit::new(table, self.url(), delta.version(), txns);
+        let err = |e: DeltaTableError| commit.error(e);
+        let snapshot = delta.snapshot().map_err(&err)?.clone();
+        let ctx = source_session(table, &delta, changes, &commit).await?;
+        let keys = Arc::new(Keys::of(table, changes).map_err(|e| err(e.into()))?);
+        let store = delta.log_store().object_store(None);
+        let root = delta.table_url().clone();
+
+        // 1. and 2. The named rows of each file, read and changed back into the table's schema.
+        #[allow(deprecated)] // The log's add action of a file is what a re-add starts from.
+        let files: Vec<LiveFile> = snapshot
+            .log_data()
+            .iter()
+            .map(|f| LiveFile {
+                path: f.object_store_path(),
+                size: u64::try_from(f.size()).unwrap_or(0),
+                partitions: f.partition_values_map(),
+                add: f.add_action(),
+                remove: f.remove_action(true),
+                vector: f.deletion_vector_descriptor(),
+            })
+            .collect();
+        let mut pending = files.into_iter();
+        let mut scans = tokio::task::JoinSet::new();
+        let (mut named, mut old_rows) = (Vec::new(), Vec::new());
+        loop {
+            while scans.len() < SCANS_AT_ONCE
+                && let Some(file) = pending.next()
+            {
+                let (store, keys, root) = (store.clone(), keys.clone(), root.clone());
+                scans.spawn(
+                    async move { named_rows(store, &root, file, &keys, table).await }
+                        .in_current_span(),
+                );
+            }
+            let Some(done) = scans.join_next().await else {
+                break;
+            };
+            let found = done
+                .map_err(|e| err(DeltaTableError::Generic(format!("a file scan failed: {e}"))))?
+                .map_err(&err)?;
+            if let Some((file, rows)) = found {
+                named.push(file);
+                old_rows.extend(rows);
+            }
+        }
+        let rows_named: usize = old_rows.iter().map(RecordBatch::num_rows).sum();
+        let target =
+            MemTable::try_new(table.schema.clone(), vec![old_rows]).map_err(|e| err(e.into()))?;
+        ctx.register_table("target", Arc::new(target))
+            .map_err(|e| err(e.into()))?;
+        let sql = format!(
+            "{} UNION ALL {}",
+            changed_sql(table, "target"),
+            added_sql(table)
+        );
+        let (adds, rows) = write_rows(&ctx, &sql, &delta, writer_config(table, &snapshot), table)
+            .await
+            .map_err(&err)?;
+
+        // 3. The vectors, and one commit.
+        let mut actions = Vec::new();
+        let (mut vectors, mut gone) = (Vec::new(), 0usize);
+        let mut kept = Vec::new();
+        for mut file in named {
+            file.deleted.extend(file.rows.iter().copied());
+            actions.push(Action::Remove(file.file.remove.clone()));
+            if file.deleted.len() >= file.total {
+                gone += 1;
+            } else {
+                kept.push(file);
+            }
+        }
+        if !kept.is_empty() {
+            let (bytes, placed) = encode(kept.iter().map(|f| &f.deleted)).map_err(&err)?;
+            let uuid = uuid::Uuid::new_v4();
+            store
+                .put(
+                    &Path::from(format!("deletion_vector_{uuid}.bin")),
+                    bytes.into(),
+                )
+                .await
+                .map_err(|e| err(e.into()))?;
+            let encoded = z85::encode(uuid.as_bytes());
+            for (file, (offset, size)) in kept.iter().zip(placed) {
+                let mut add = file.file.add.clone();
+                add.data_change = true;
+                add.deletion_vector = Some(DeletionVectorDescriptor {
+                    storage_type: StorageType::UuidRelativePath,
+                    path_or_inline_dv: encoded.clone(),
+                    offset: Some(offset),
+                    size_in_bytes: size,
+                    cardinality: i64::try_from(file.deleted.len()).unwrap_or(i64::MAX),
+                });
+                actions.push(Action::Add(add));
+            }
+            vectors = kept;
+        }
+        let written = adds.len();
+        actions.extend(adds.into_iter().map(Action::Add));
+        self.commit_changes(table, &commit, &snapshot, &delta, actions)
+            .await?;
+        tracing::debug!(
+            table = table.name,
+            files_with_new_vectors = vectors.len(),
+            files_emptied = gone,
+            rows_deleted = rows_named,
+            files_written = written,
+            rows_written = rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "changes applied by deletion vector"
+        );
+        Ok(())
+    }
+}
+
+/// The keys the changes name, as comparable byte rows of the table's key columns.
+struct Keys {
+    columns: Vec<(&'static str, arrow::datatypes::DataType)>,
+    converter: RowConverter,
+    named: HashSet<Box<[u8]>>,
+}
+
+impl Keys {
+    /// The keys of the changes that match the table's rows: in history, new versions match
+    /// nothing; in current state, every change replaces or changes the row it names.
+    fn of(table: &'static Table, changes: &[Change]) -> Result<Self, ArrowError> {
+        let columns = table
+            .key
+            .iter()
+            .map(|k| {
+                let field = table.schema.field_with_name(k)?;
+                Ok((*k, field.data_type().clone()))
+            })
+            .collect::<Result<Vec<_>, ArrowError>>()?;
+        let converter = RowConverter::new(
+            columns
+                .iter()
+                .map(|(_, t)| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let mut keys = Self {
+            columns,
+            converter,
+            named: HashSet::new(),
+        };
+        for change in changes {
+            if table.kind == TableKind::History && tag(change) == INSERT {
+                continue;
+            }
+            let rows = keys.rows(change.rows())?;
+            keys.named.extend(rows.iter().map(|r| r.as_ref().into()));
+        }
+        Ok(keys)
+    }
+
+    /// The key rows of a batch holding the key columns.
+    fn rows(&self, batch: &RecordBatch) -> Result<Rows, ArrowError> {
+        let arrays = self
+            .columns
+            .iter()
+            .map(|(name, data_type)| {
+                let column = batch.column_by_name(name).ok_or_else(|| {
+                    ArrowError::SchemaError(format!("no key column {name} in the rows"))
+                })?;
+                if column.data_type() == data_type {
+                    Ok(column.clone())
+                } else {
+                    arrow::compute::cast(column, data_type)
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
+        self.converter.convert_columns(&arrays)
+    }
+}
+
+/// The rows of `file` that `keys` names and its vector has not removed, read in the table's
+/// schema: none if it holds none.
+async fn named_rows(
+    store: Arc<dyn ObjectStore>,
+    root: &Url,
+    file: LiveFile,
+    keys: &Keys,
+    table: &'static Table,
+) -> Result<Option<(Named, Vec<RecordBatch>)>, DeltaTableError> {
+    let deleted = match &file.vector {
+        Some(vector) => read_vector(store.as_ref(), root, vector).await?,
+        None => RoaringTreemap::new(),
+    };
+    let reader =
+        ParquetObjectReader::new(store.clone(), file.path.clone()).with_file_size(file.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let mask = ProjectionMask::columns(
+        builder.parquet_schema(),
+        keys.columns.iter().map(|(name, _)| *name),
+    );
+    let mut stream = builder.with_projection(mask).build()?;
+    let (mut at, mut rows) = (0u64, Vec::new());
+    while let Some(batch) = stream.try_next().await? {
+        let found = keys.rows(&batch)?;
+        for (i, row) in found.iter().enumerate() {
+            let index = at + i as u64;
+            if keys.named.contains(row.as_ref()) && !deleted.contains(index) {
+                rows.push(index);
+            }
+        }
+        at += batch.num_rows() as u64;
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let reader = ParquetObjectReader::new(store, file.path.clone()).with_file_size(file.size);
+    let builder = ParquetRecordBatchStreamBuilder::new_with_options(
+        reader,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .await?;
+    let selection = RowSelection::from_consecutive_ranges(
+        rows.iter().map(|&r| r as usize..r as usize + 1),
+        at as usize,
+    );
+    let mut stream = builder.with_row_selection(selection).build()?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        batches.push(in_table_schema(&batch, table, &file.partitions)?);
+    }
+    Ok(Some((
+        Named {
+            file,
+            rows,
+            deleted,
+            total: at,
+        },
+        batches,
+    )))
+}
+
+/// A data file's rows in the table's schema: its partition values (which the file does not
+/// hold) as columns, and a column added to the table after the file was written as nulls.
+fn in_table_schema(
+    batch: &RecordBatch,
+    table: &Table,
+    partitions: &HashMap<String, Option<String>>,
+) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows();
+    let columns = table
+        .schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let name = field.name().as_str();
+            let column = if table.partition_columns.contains(&name) {
+                let value = partitions.get(name).cloned().flatten();
+                Arc::new(StringArray::from(vec![value.as_deref(); n])) as ArrayRef
+            } else {
+                match batch.column_by_name(name) {
+                    Some(column) => column.clone(),
+                    None => new_null_array(field.data_type(), n),
+                }
+            };
+            if column.data_type() == field.data_type() {
+                Ok(column)
+            } else {
+                arrow::compute::cast(&column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    RecordBatch::try_new(table.schema.clone(), columns)
+}
+
+/// Where a vector is in its file: the offset of its size, and its size (the magic and bitmap).
+type Placed = (i32, i32);
+
+/// Serializes vectors into one deletion vector file: a version byte, then each vector as its
+/// size (big-endian), the magic and the portable roaring bitmap, and a CRC-32 of those
+/// (big-endian). Returns the file and each vector's offset and size, as its descriptor holds
+/// them.
+fn encode<'a>(
+    vectors: impl Iterator<Item = &'a RoaringTreemap>,
+) -> Result<(Vec<u8>, Vec<Placed>), DeltaTableError> {
+    let too_large = || DeltaTableError::Generic("a deletion vector file over 2 GB".to_owned());
+    let mut out = vec![1u8];
+    let mut placed = Vec::new();
+    for vector in vectors {
+        let mut data = Vec::with_capacity(vector.serialized_size());
+        vector
+            .serialize_into(&mut data)
+            .map_err(|e| DeltaTableError::Generic(format!("serializing a deletion vector: {e}")))?;
+        let size = i32::try_from(data.len() + 4).map_err(|_| too_large())?;
+        let offset = i32::try_from(out.len()).map_err(|_| too_large())?;
+        let magic = MAGIC.to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&magic);
+        crc.update(&data);
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&magic);
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        placed.push((offset, size));
+    }
+    Ok((out, placed))
+}
+
+/// The rows a file's deletion vector removes, from wherever its descriptor keeps it.
+async fn read_vector(
+    store: &dyn ObjectStore,
+    root: &Url,
+    vector: &DeletionVectorDescriptor,
+) -> Result<RoaringTreemap, DeltaTableError> {
+    let bad = |what: &str| {
+        DeltaTableError::Generic(format!(
+            "deletion vector {} ({:?}): {what}",
+            vector.path_or_inline_dv, vector.storage_type
+        ))
+    };
+    let path = match vector.storage_type {
+        StorageType::Inline => {
+            let bytes = z85::decode(&vector.path_or_inline_dv).map_err(|_| bad("not base85"))?;
+            return bitmap(&bytes).map_err(|e| bad(&e));
+        }
+        StorageType::UuidRelativePath => {
+            let s = vector.path_or_inline_dv.as_str();
+            let split = s.len().checked_sub(20).ok_or_else(|| bad("too short"))?;
+            let (prefix, encoded) = s.split_at(split);
+            let raw = z85::decode(encoded).map_err(|_| bad("not base85"))?;
+            let uuid = uuid::Uuid::from_slice(&raw).map_err(|_| bad("not a UUID"))?;
+            let name = format!("deletion_vector_{uuid}.bin");
+            if prefix.is_empty() {
+                Path::from(name)
+            } else {
+                Path::from(format!("{prefix}/{name}"))
+            }
+        }
+        StorageType::AbsolutePath => {
+            let relative = vector
+                .path_or_inline_dv
+                .strip_prefix(root.as_str())
+                .ok_or_else(|| bad("outside the table"))?;
+            Path::from_url_path(relative.trim_start_matches('/'))
+                .map_err(|e| bad(&e.to_string()))?
+        }
+    };
+    let offset = u64::try_from(vector.offset.unwrap_or(1)).map_err(|_| bad("negative offset"))?;
+    let size = u64::try_from(vector.size_in_bytes).map_err(|_| bad("negative size"))?;
+    let bytes = store
+        .get_range(&path, offset..offset + 4 + size + 4)
+        .await?;
+    let size = size as usize;
+    if bytes.len() < 8 + size || u32::from_be_bytes(first4(&bytes[..4])) as usize != size {
+        return Err(bad("its size does not match its descriptor"));
+    }
+    let data = &bytes[4..4 + size];
+    if crc32fast::hash(data) != u32::from_be_bytes(first4(&bytes[4 + size..])) {
+        return Err(bad("checksum mismatch"));
+    }
+    let deleted = bitmap(data).map_err(|e| bad(&e))?;
+    if i64::try_from(deleted.len()).ok() != Some(vector.cardinality) {
+        return Err(bad("its cardinality does not match its descriptor"));
+    }
+    Ok(deleted)
+}
+
+/// A serialized vector: the magic, then the portable roaring bitmap.
+fn bitmap(bytes: &[u8]) -> Result<RoaringTreemap, String> {
+    if bytes.len() < 4 || u32::from_le_bytes(first4(bytes)) != MAGIC {
+        return Err("not a roaring bitmap array".to_owned());
+    }
+    RoaringTreemap::deserialize_from(&bytes[4..]).map_err(|e| e.to_string())
+}
+
+fn first4(bytes: &[u8]) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&bytes[..4]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vector_file_holds_each_vector_at_its_offset_with_its_checksum() {
+        let a: RoaringTreemap = [0u64, 5, 10].into_iter().collect();
+        let b: RoaringTreemap = [1u64 << 33, 7].into_iter().collect();
+        let (bytes, placed) = encode([&a, &b].into_iter()).unwrap();
+        assert_eq!(bytes[0], 1);
+        for (vector, (offset, size)) in [&a, &b].into_iter().zip(placed) {
+            let (offset, size) = (offset as usize, size as usize);
+            assert_eq!(u32::from_be_bytes(first4(&bytes[offset..])) as usize, size);
+            let data = &bytes[offset + 4..offset + 4 + size];
+            assert_eq!(&bitmap(data).unwrap(), vector);
+            assert_eq!(
+                crc32fast::hash(data),
+                u32::from_be_bytes(first4(&bytes[offset + 4 + size..]))
+            );
+        }
+    }
+
+    #[test]
+    fn only_keyed_partitioned_tables_take_deletion_vectors() {
+        assert!(wanted(&schemas::tables::PERSON));
+        assert!(wanted(&schemas::tables::PERSON_HISTORY));
+        assert!(!wanted(&schemas::tables::PERSON_EVENT));
+        assert!(!wanted(&schemas::tables::DEAD_LETTER));
+    }
+}
