@@ -135,6 +135,28 @@ if ! want 5 && [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2>/dev/null || true; si
 # 4. Citizen lists.
 if want 4; then
 echo "4/5 citizen lists..." >&2
+cohort_2019() {
+  "$bin" cohort --lake "$lake" --municipality 5035 --born-from 2019-01-01 --born-to 2019-12-31 \
+    --status bosatt --format csv --output "$work/list.csv" > /dev/null 2>&1
+}
+# A catch-up leaves deletion vectors, which DuckDB over the bare files would not apply: the
+# list is timed on the lake as the catch-up left it, then maintenance folds them and the rest is
+# measured on the folded lake.
+vectors=$(python3 "$here/delta_files.py" "$lake/person" --vectors)
+if (( vectors > 0 )); then
+  whole=()
+  for _ in $(seq 11); do
+    t0=$(date +%s%N); cohort_2019; t1=$(date +%s%N)
+    whole+=($(( (t1 - t0) / 1000 )))
+  done
+  row "citizen list 5035, born 2019, whole process p50/p95 (ms), on the lake as the catch-up left it" \
+    "regsync $(printf '%s\n' "${whole[@]}" | awk '{print $1/1000}' | stat_of)" \
+    "$vectors of $(python3 "$here/delta_files.py" "$lake/person" | wc -l) files with a deletion vector; not compared (DuckDB would count deleted rows)"
+  t0=$(date +%s.%N)
+  "$bin" maintain --lake "$lake" > "$work/maintain.log" 2>&1
+  t1=$(date +%s.%N)
+  row "maintenance folding the deletion vectors (regsync maintain)" "$(python3 -c "print(f'{$t1 - $t0:.1f}')") s" "every table"
+fi
 python3 "$here/delta_files.py" "$lake/person" > "$work/person.files"
 files=$(wc -l < "$work/person.files")
 day=$(date +%Y-%m-%d)
@@ -151,8 +173,7 @@ for which in kommune national; do
   for _ in $(seq 11); do
     t0=$(date +%s%N)
     if [[ $which == kommune ]]; then
-      "$bin" cohort --lake "$lake" --municipality 5035 --born-from 2019-01-01 --born-to 2019-12-31 \
-        --status bosatt --format csv --output "$work/list.csv" > /dev/null 2>&1
+      cohort_2019
     else
       "$bin" sql --lake "$lake" --format csv "$sql" > "$work/list.csv" 2>/dev/null
     fi

@@ -1,13 +1,15 @@
 //! Changing rows without rewriting the files that hold them: Delta deletion vectors.
 //!
 //! A table created with `delta.enableDeletionVectors` ([`wanted`]: the partitioned current-state
-//! and history tables) takes a commit's changes at a cost that follows their size, not the
-//! table's:
+//! and history tables) takes a commit whose changes would reach nearly every file
+//! ([`by_vector`]) at a cost that follows their size, not the table's:
 //!
 //! 1. one scan of the key columns of every data file finds the rows a change names (rows an
 //!    earlier deletion vector removed are passed over);
-//! 2. those rows alone are read, changed as the copy-on-write rewrite changes them (the same
-//!    SQL, [`crate::merge`]), and written, with the rows the changes add, to new files;
+//! 2. those a change rewrites are read (a withheld row, a history's open version to be ended;
+//!    a replaced or removed row is only deleted), changed as the copy-on-write rewrite changes
+//!    them (the same SQL, [`crate::merge`]), and written, with the rows the changes add, to
+//!    new files;
 //! 3. each file they came from gets a deletion vector naming them beside those it had (all of
 //!    a commit's in one `deletion_vector_<uuid>.bin`), and one commit re-adds those files with
 //!    their new vectors, removes a file whose every row is gone, adds the new files and records
@@ -20,7 +22,7 @@
 //! (it rewrites every partition holding a vector) and VACUUM deletes the file after the
 //! retention: whoever may read the lake's storage directly may read those bytes either way.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,6 +56,8 @@ use crate::merge::{
 pub const ENABLE: &str = "delta.enableDeletionVectors";
 /// The first bytes of a serialized vector: Delta's `RoaringBitmapArray` in its portable format.
 const MAGIC: u32 = 1_681_511_377;
+/// The column that tells a history's open version (null) from the ended ones.
+const VALID_TO: &str = "valid_to";
 /// Data files scanned at once: one per core of the machine this was sized on (decoding the
 /// key column and hashing it is the scan's time).
 const SCANS_AT_ONCE: usize = 2;
@@ -76,6 +80,25 @@ pub fn enabled(delta: &DeltaTable) -> bool {
             .get(ENABLE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     })
+}
+
+/// Whether `changes` go to `table` by deletion vector: the table takes them, and they name at
+/// least as many keys as it has data files. A rewrite copies each file holding a named key,
+/// so a change that many keys reach nearly every file (a catch-up's random persons), and it
+/// costs what rewriting the table costs; a change naming a few keys rewrites a few files,
+/// which also folds their vectors and keeps a partition to one file, as citizen lists read
+/// fastest.
+pub fn by_vector(delta: &DeltaTable, table: &Table, changes: &[Change]) -> bool {
+    if !enabled(delta) {
+        return false;
+    }
+    let named: usize = changes
+        .iter()
+        .filter(|c| !(table.kind == TableKind::History && tag(c) == INSERT))
+        .map(|c| c.rows().num_rows())
+        .sum();
+    let files = delta.snapshot().map_or(0, |s| s.log_data().num_files());
+    named >= files.max(1)
 }
 
 /// A data file of the table as the log names it.
@@ -154,7 +177,8 @@ impl Lake {
                 old_rows.extend(rows);
             }
         }
-        let rows_named: usize = old_rows.iter().map(RecordBatch::num_rows).sum();
+        let rows_read: usize = old_rows.iter().map(RecordBatch::num_rows).sum();
+        let rows_deleted: usize = named.iter().map(|n| n.rows.len()).sum();
         let target =
             MemTable::try_new(table.schema.clone(), vec![old_rows]).map_err(|e| err(e.into()))?;
         ctx.register_table("target", Arc::new(target))
@@ -210,11 +234,15 @@ impl Lake {
         actions.extend(adds.into_iter().map(Action::Add));
         self.commit_changes(table, &commit, &snapshot, &delta, actions)
             .await?;
+        if !self.vectored.iter().any(|t| std::ptr::eq(*t, table)) {
+            self.vectored.push(table);
+        }
         tracing::debug!(
             table = table.name,
             files_with_new_vectors = vectors.len(),
             files_emptied = gone,
-            rows_deleted = rows_named,
+            rows_deleted,
+            rows_read,
             files_written = written,
             rows_written = rows,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -224,11 +252,26 @@ impl Lake {
     }
 }
 
-/// The keys the changes name, as comparable byte rows of the table's key columns.
+/// What a change does to the rows with its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Current state, upserted or removed: every row is deleted, none read (the change's own
+    /// row, if any, replaces it).
+    Replaced,
+    /// History, closed: the open version (no `valid_to`) is deleted and written again, ended.
+    Open,
+    /// Withheld (and, in history, scrubbed): every row is deleted and written again, changed.
+    Every,
+}
+
+/// The keys the changes name, as comparable byte rows of the table's key columns, with what
+/// each change does to their rows.
 struct Keys {
     columns: Vec<(&'static str, arrow::datatypes::DataType)>,
     converter: RowConverter,
-    named: HashSet<Box<[u8]>>,
+    named: HashMap<Box<[u8]>, Reach>,
+    /// Whether some key reaches only its open version: the scan also reads `valid_to`.
+    open: bool,
 }
 
 impl Keys {
@@ -252,14 +295,20 @@ impl Keys {
         let mut keys = Self {
             columns,
             converter,
-            named: HashSet::new(),
+            named: HashMap::new(),
+            open: false,
         };
         for change in changes {
-            if table.kind == TableKind::History && tag(change) == INSERT {
-                continue;
-            }
+            let reach = match (table.kind, change) {
+                (TableKind::History, c) if tag(c) == INSERT => continue,
+                (TableKind::History, Change::Close(_)) => Reach::Open,
+                (_, Change::Withhold(_) | Change::Scrub(_)) => Reach::Every,
+                _ => Reach::Replaced,
+            };
+            keys.open |= reach == Reach::Open;
             let rows = keys.rows(change.rows())?;
-            keys.named.extend(rows.iter().map(|r| r.as_ref().into()));
+            keys.named
+                .extend(rows.iter().map(|r| (r.as_ref().into(), reach)));
         }
         Ok(keys)
     }
@@ -284,8 +333,8 @@ impl Keys {
     }
 }
 
-/// The rows of `file` that `keys` names and its vector has not removed, read in the table's
-/// schema: none if it holds none.
+/// The rows of `file` that `keys` names and its vector has not removed, and those of them a
+/// change rewrites, read in the table's schema: none if it holds none.
 async fn named_rows(
     store: Arc<dyn ObjectStore>,
     root: &Url,
@@ -300,18 +349,32 @@ async fn named_rows(
     let reader =
         ParquetObjectReader::new(store.clone(), file.path.clone()).with_file_size(file.size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let mask = ProjectionMask::columns(
-        builder.parquet_schema(),
-        keys.columns.iter().map(|(name, _)| *name),
-    );
+    let mut scanned: Vec<&str> = keys.columns.iter().map(|(name, _)| *name).collect();
+    if keys.open {
+        scanned.push(VALID_TO);
+    }
+    let mask = ProjectionMask::columns(builder.parquet_schema(), scanned.iter().copied());
     let mut stream = builder.with_projection(mask).build()?;
-    let (mut at, mut rows) = (0u64, Vec::new());
+    // Rows deleted, and those of them read to be written again.
+    let (mut at, mut rows, mut read) = (0u64, Vec::new(), Vec::new());
     while let Some(batch) = stream.try_next().await? {
         let found = keys.rows(&batch)?;
+        let ended = batch.column_by_name(VALID_TO);
         for (i, row) in found.iter().enumerate() {
             let index = at + i as u64;
-            if keys.named.contains(row.as_ref()) && !deleted.contains(index) {
-                rows.push(index);
+            let Some(reach) = keys.named.get(row.as_ref()) else {
+                continue;
+            };
+            if deleted.contains(index) {
+                continue;
+            }
+            match reach {
+                Reach::Replaced => rows.push(index),
+                Reach::Open if ended.is_some_and(|c| c.is_valid(i)) => {}
+                Reach::Open | Reach::Every => {
+                    rows.push(index);
+                    read.push(index);
+                }
             }
         }
         at += batch.num_rows() as u64;
@@ -319,30 +382,32 @@ async fn named_rows(
     if rows.is_empty() {
         return Ok(None);
     }
-    let reader = ParquetObjectReader::new(store, file.path.clone()).with_file_size(file.size);
+    let named = Named {
+        file,
+        rows,
+        deleted,
+        total: at,
+    };
+    if read.is_empty() {
+        return Ok(Some((named, Vec::new())));
+    }
+    let reader =
+        ParquetObjectReader::new(store, named.file.path.clone()).with_file_size(named.file.size);
     let builder = ParquetRecordBatchStreamBuilder::new_with_options(
         reader,
         ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
     )
     .await?;
     let selection = RowSelection::from_consecutive_ranges(
-        rows.iter().map(|&r| r as usize..r as usize + 1),
+        read.iter().map(|&r| r as usize..r as usize + 1),
         at as usize,
     );
     let mut stream = builder.with_row_selection(selection).build()?;
     let mut batches = Vec::new();
     while let Some(batch) = stream.try_next().await? {
-        batches.push(in_table_schema(&batch, table, &file.partitions)?);
+        batches.push(in_table_schema(&batch, table, &named.file.partitions)?);
     }
-    Ok(Some((
-        Named {
-            file,
-            rows,
-            deleted,
-            total: at,
-        },
-        batches,
-    )))
+    Ok(Some((named, batches)))
 }
 
 /// A data file's rows in the table's schema: its partition values (which the file does not

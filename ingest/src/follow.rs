@@ -124,7 +124,12 @@ pub async fn follow(
             batch.absorb(next);
             coalesced += 1;
         }
-        let Some(last) = batch.last() else { continue };
+        let Some(last) = batch.last() else {
+            // The fetcher's word that the head (or a hole) came right after a backlog.
+            fold_vectors(lake, pipeline, shutdown).await?;
+            continue;
+        };
+        let behind = batch.behind;
         let committing = Instant::now();
         let applied = apply(
             lake,
@@ -150,6 +155,9 @@ pub async fn follow(
             events_per_s = rate as u64,
             "feed batch committed"
         );
+        if !behind {
+            fold_vectors(lake, pipeline, shutdown).await?;
+        }
     }
     let fetched = match fetched {
         Some(r) => r,
@@ -162,6 +170,7 @@ pub async fn follow(
     };
     progress.finish();
     fetched?;
+    fold_vectors(lake, pipeline, shutdown).await?;
     report.position = table_positions.values().copied().min().unwrap_or(0);
     Ok(())
 }
@@ -176,6 +185,29 @@ pub(crate) async fn maintain_between_commits(
 ) -> Result<(), IngestError> {
     let then = "trying again at the next scheduled time";
     let tables = register.lake_tables();
+    maintain_now(lake, pipeline, register, &tables, Tombstones::Keep, then).await
+}
+
+/// Once a catch-up is over (the writer at the head, or a run that stops there), maintains the
+/// tables it changed by deletion vector: each of its commits left a file per partition and
+/// deleted rows in the others, which citizen lists would read (about 150 ms for a whole
+/// `regsync cohort` after a national catch-up, instead of 40) until the schedule's turn. A
+/// worker that is stopping leaves them to the schedule or `regsync maintain`.
+async fn fold_vectors(
+    lake: &mut Lake,
+    pipeline: &Pipeline,
+    shutdown: &CancellationToken,
+) -> Result<(), IngestError> {
+    let tables = lake.take_vectored();
+    if tables.is_empty() || shutdown.is_cancelled() {
+        return Ok(());
+    }
+    info!(
+        tables = tables.len(),
+        "folding the catch-up's deletion vectors"
+    );
+    let then = "the schedule or `regsync maintain` folds them later";
+    let register = &schemas::register::FREG;
     maintain_now(lake, pipeline, register, &tables, Tombstones::Keep, then).await
 }
 

@@ -85,6 +85,9 @@ pub struct Lake {
     /// Per table, the file actions this writer's rewrites committed since it last checkpointed
     /// the table (`merge.rs`): what a reader opening it would replay.
     pub(crate) unchecked: HashMap<&'static str, usize>,
+    /// The tables this writer changed by deletion vector since [`Lake::take_vectored`] last
+    /// asked (`deletion.rs`): their partitions hold more files than one, and deleted rows.
+    pub(crate) vectored: Vec<&'static Table>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -164,6 +167,7 @@ impl Lake {
             url: url.clone(),
             tables,
             unchecked: HashMap::new(),
+            vectored: Vec::new(),
         })
     }
 
@@ -361,6 +365,11 @@ impl Lake {
     }
 
     /// Takes a table's state after a commit.
+    /// The tables changed by deletion vector since the last call, which maintenance folds.
+    pub fn take_vectored(&mut self) -> Vec<&'static Table> {
+        std::mem::take(&mut self.vectored)
+    }
+
     pub(crate) fn install(&mut self, table: &'static Table, updated: DeltaTable) {
         self.tables.insert(table.name, updated);
     }

@@ -95,7 +95,7 @@ impl Lake {
             let batches = changes.iter().map(|c| c.rows().clone()).collect();
             return self.append_all(table, batches, txns).await;
         }
-        if crate::deletion::enabled(self.table(table)) {
+        if crate::deletion::by_vector(self.table(table), table, &changes) {
             return self.delete_and_append(table, &changes, txns).await;
         }
         self.rewrite(table, &changes, txns).await

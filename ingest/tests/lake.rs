@@ -929,35 +929,55 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
         "a new file per birth year changed: {first:?}"
     );
 
-    // Person 2 (1990) moves in a later commit: the vector of its file keeps person 0's row
-    // and gains person 2's; person 0 moves again, from the file the first change wrote.
+    // Persons 2, 4 (1990) and 5 (1991) move in a later commit, and person 0 again, from the
+    // file the first change wrote: four keys, four files. The vectors keep the rows they had
+    // and gain the new ones; the file holding only person 0's first move goes with its row.
+    let bakken = |ns: &[u32], sequence: i64| {
+        let persons: Vec<(Person, i64)> = ns
+            .iter()
+            .map(|&n| (person(&id(n), &born(n), Some("Bakken")), sequence))
+            .collect();
+        encode::persons(&persons, at(3)).unwrap()
+    };
     lake.apply_changes(
         &PERSON,
-        vec![Change::Upsert(
-            encode::persons(
-                &[
-                    (person(&id(2), &born(2), Some("Bakken")), 3),
-                    (person(&id(0), &born(0), Some("Bakken")), 3),
-                ],
-                at(3),
-            )
-            .unwrap(),
-        )],
+        vec![Change::Upsert(bakken(&[2, 0, 4, 5], 3))],
         &[(FREG_FEED, 3)],
     )
     .await
     .unwrap();
     let second = live_files(&table).await;
-    let year_1990 = seeded.keys().find(|p| p.contains("1990")).unwrap();
-    assert_eq!(second[year_1990], 2, "{second:?}");
+    let base = |year: &str| seeded.keys().find(|p| p.contains(year)).unwrap();
+    assert_eq!(second[base("1990")], 3, "{second:?}");
+    assert_eq!(second[base("1991")], 2, "{second:?}");
     let moved_first = first
         .keys()
         .find(|p| p.contains("1990") && !seeded.contains_key(*p))
         .unwrap();
     assert!(
         !second.contains_key(moved_first),
-        "the file holding only person 0's first move is gone with its last row: {second:?}"
+        "the file holding only person 0's first move is gone with its row: {second:?}"
     );
+
+    // A change naming fewer keys than the table has files rewrites the file holding them,
+    // folding its vector: no file of 1990 keeps one.
+    lake.apply_changes(
+        &PERSON,
+        vec![Change::Withhold(withheld(6, 4))],
+        &[(FREG_FEED, 4)],
+    )
+    .await
+    .unwrap();
+    let rewritten = live_files(&table).await;
+    assert!(!rewritten.contains_key(base("1990")), "{rewritten:?}");
+    assert!(
+        rewritten
+            .iter()
+            .all(|(p, deleted)| !p.contains("1990") || *deleted == 0),
+        "{rewritten:?}"
+    );
+    assert_eq!(rewritten[base("1991")], 2, "{rewritten:?}");
+
     let everyone = "SELECT count(*) AS n, count(DISTINCT person_id) AS persons, \
          sum(CASE WHEN street_name = 'Bakken' THEN 1 ELSE 0 END) AS moved, \
          sum(CASE WHEN street_name IS NULL THEN 1 ELSE 0 END) AS withheld, \
@@ -966,10 +986,10 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     let found = rows(&lake, &PERSON, everyone).await;
     assert_eq!(found[0]["n"], 200, "{found:?}");
     assert_eq!(found[0]["persons"], 200);
-    assert_eq!(found[0]["moved"], 2);
-    assert_eq!(found[0]["withheld"], 1);
-    assert_eq!(found[0]["untouched"], 197);
-    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(3));
+    assert_eq!(found[0]["moved"], 4);
+    assert_eq!(found[0]["withheld"], 2);
+    assert_eq!(found[0]["untouched"], 194);
+    assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(4));
 
     // Maintenance rewrites every partition holding a vector: none is left, the rows the same.
     ingest::maintain::maintain_tables(
@@ -985,18 +1005,31 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     let mut lake = Lake::open(&url).await.unwrap();
     assert_eq!(rows(&lake, &PERSON, everyone).await, found);
 
-    // A removal adds no file: the partition's one file keeps its rows less one, and
-    // maintenance still folds its vector.
+    // A removal of two persons of 1991 adds no file: the partition's one file keeps its rows
+    // less two, and maintenance still folds its vector.
+    let gone = |ns: &[u32]| {
+        let persons: Vec<(Person, i64)> = ns
+            .iter()
+            .map(|&n| {
+                let p = Person {
+                    person_id: id(n),
+                    ..Person::default()
+                };
+                (p, 5)
+            })
+            .collect();
+        encode::persons(&persons, at(5)).unwrap()
+    };
     lake.apply_changes(
         &PERSON,
-        vec![Change::Remove(withheld(3, 4))],
-        &[(FREG_FEED, 4)],
+        vec![Change::Remove(gone(&[3, 7]))],
+        &[(FREG_FEED, 5)],
     )
     .await
     .unwrap();
     let removed = live_files(&table).await;
     assert_eq!(removed.len(), 2);
-    assert_eq!(removed.values().sum::<i64>(), 1, "{removed:?}");
+    assert_eq!(removed.values().sum::<i64>(), 2, "{removed:?}");
     ingest::maintain::maintain_tables(
         &url,
         &ingest::maintain::MaintainOptions::default(),
@@ -1010,6 +1043,88 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     let found = rows(&lake, &PERSON, everyone).await;
     assert_eq!(
         (&found[0]["n"], &found[0]["untouched"]),
-        (&199.into(), &196.into())
+        (&198.into(), &192.into())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_by_vector_ends_only_the_open_versions_and_a_scrub_reaches_every_version() {
+    let (dir, mut lake) = temporary_lake().await;
+    let table = dir.path().join("person_history");
+    let ids = ["01019011111", "02019022222", "03019033333", "04019044444"];
+    let street = |n: i64| format!("Gate {n}");
+    let versions = |ns: &[&str], sequence: i64, from: u32, to: Option<u32>, address: bool| {
+        let versions: Vec<PersonVersion> = ns
+            .iter()
+            .map(|id| {
+                let s = street(sequence);
+                let p = person(id, "1990-01-01", address.then_some(s.as_str()));
+                version(p, sequence, from, to)
+            })
+            .collect();
+        encode::history(&versions, at(from)).unwrap()
+    };
+    lake.apply_changes(
+        &PERSON_HISTORY,
+        vec![Change::Insert(versions(&ids, 1, 1, None, true))],
+        &[(FREG_FEED, 1)],
+    )
+    .await
+    .unwrap();
+    // Everyone moves twice: four keys, more than the files. The first move ends every row of
+    // the first file (it goes); the second ends only the open versions of the file it wrote,
+    // leaving the versions it ended there.
+    for sequence in [2, 3] {
+        let from = sequence as u32;
+        lake.apply_changes(
+            &PERSON_HISTORY,
+            vec![
+                Change::Close(versions(&ids, sequence, 1, Some(from), true)),
+                Change::Insert(versions(&ids, sequence, from, None, true)),
+            ],
+            &[(FREG_FEED, sequence)],
+        )
+        .await
+        .unwrap();
+    }
+    let files = live_files(&table).await;
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(
+        files
+            .values()
+            .copied()
+            .collect::<Vec<_>>()
+            .iter()
+            .sum::<i64>(),
+        4,
+        "only the four open versions left the file that held eight rows: {files:?}"
+    );
+    // Two persons become strengt fortrolig: every version of theirs, in either file, is
+    // written again without its address.
+    lake.apply_changes(
+        &PERSON_HISTORY,
+        vec![
+            Change::Scrub(versions(&ids[..2], 4, 3, Some(4), false)),
+            Change::Insert(versions(&ids[..2], 4, 4, None, false)),
+        ],
+        &[(FREG_FEED, 4)],
+    )
+    .await
+    .unwrap();
+    lake.refresh().await.unwrap();
+    let found = rows(
+        &lake,
+        &PERSON_HISTORY,
+        "SELECT person_id, count(*) AS versions, count(street_name) AS addresses, \
+         sum(CASE WHEN valid_to IS NULL THEN 1 ELSE 0 END) AS open \
+         FROM person_history GROUP BY person_id ORDER BY person_id",
+    )
+    .await;
+    let expected = [(4, 0), (4, 0), (3, 3), (3, 3)];
+    assert_eq!(found.len(), 4, "{found:?}");
+    for (row, (versions, addresses)) in found.iter().zip(expected) {
+        assert_eq!(row["versions"], versions, "{found:?}");
+        assert_eq!(row["addresses"], addresses, "{found:?}");
+        assert_eq!(row["open"], 1, "{found:?}");
+    }
 }
