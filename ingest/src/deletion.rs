@@ -17,7 +17,9 @@
 //!
 //! Every Delta reader applies the vectors, and one that cannot is refused by the table's
 //! protocol (reader version 3, feature `deletionVectors`), so a withheld address leaves what
-//! readers see in the commit that withholds it, as with the rewrite. Its bytes stay in the old
+//! readers see in the commit that withholds it, as with the rewrite; a re-added file's
+//! statistics lose their bounds of the withheld columns ([`loosened`]), which could be the
+//! address a vector hides. Its bytes stay in the old
 //! file, as they stay in a file the rewrite replaced, until maintenance rewrites the partition
 //! (it rewrites every partition holding a vector) and VACUUM deletes the file after the
 //! retention: whoever may read the lake's storage directly may read those bytes either way.
@@ -63,12 +65,15 @@ const VALID_TO: &str = "valid_to";
 const SCANS_AT_ONCE: usize = 2;
 
 /// Whether a new table is created with deletion vectors: the keyed, partitioned tables, whose
-/// partitions maintenance rewrites whole (Z-order), folding the vectors into new files. An
-/// unpartitioned table's compaction only merges small files, so it would keep them.
+/// partitions maintenance rewrites whole (Z-order), folding the vectors into new files, and
+/// whose key is in their files. An unpartitioned table's compaction only merges small files,
+/// so it would keep them.
 pub fn wanted(table: &Table) -> bool {
     table.kind != TableKind::Log
         && !table.partition_columns.is_empty()
         && !table.cluster_columns.is_empty()
+        // The scan reads the key from the files, which do not hold partition values.
+        && table.key.iter().all(|k| !table.partition_columns.contains(k))
 }
 
 /// Whether the table (as last read) changes rows by deletion vector: a table created without
@@ -219,6 +224,7 @@ impl Lake {
             for (file, (offset, size)) in kept.iter().zip(placed) {
                 let mut add = file.file.add.clone();
                 add.data_change = true;
+                add.stats = add.stats.map(|stats| loosened(&stats, table));
                 add.deletion_vector = Some(DeletionVectorDescriptor {
                     storage_type: StorageType::UuidRelativePath,
                     path_or_inline_dv: encoded.clone(),
@@ -342,10 +348,6 @@ async fn named_rows(
     keys: &Keys,
     table: &'static Table,
 ) -> Result<Option<(Named, Vec<RecordBatch>)>, DeltaTableError> {
-    let deleted = match &file.vector {
-        Some(vector) => read_vector(store.as_ref(), root, vector).await?,
-        None => RoaringTreemap::new(),
-    };
     let reader =
         ParquetObjectReader::new(store.clone(), file.path.clone()).with_file_size(file.size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
@@ -355,33 +357,37 @@ async fn named_rows(
     }
     let mask = ProjectionMask::columns(builder.parquet_schema(), scanned.iter().copied());
     let mut stream = builder.with_projection(mask).build()?;
-    // Rows deleted, and those of them read to be written again.
-    let (mut at, mut rows, mut read) = (0u64, Vec::new(), Vec::new());
+    // Rows deleted (and whether each is read to be written again), before the file's vector.
+    let (mut at, mut named) = (0u64, Vec::new());
     while let Some(batch) = stream.try_next().await? {
         let found = keys.rows(&batch)?;
         let ended = batch.column_by_name(VALID_TO);
         for (i, row) in found.iter().enumerate() {
             let index = at + i as u64;
-            let Some(reach) = keys.named.get(row.as_ref()) else {
-                continue;
-            };
-            if deleted.contains(index) {
-                continue;
-            }
-            match reach {
-                Reach::Replaced => rows.push(index),
-                Reach::Open if ended.is_some_and(|c| c.is_valid(i)) => {}
-                Reach::Open | Reach::Every => {
-                    rows.push(index);
-                    read.push(index);
-                }
+            match keys.named.get(row.as_ref()) {
+                None => {}
+                Some(Reach::Replaced) => named.push((index, false)),
+                Some(Reach::Open) if ended.is_some_and(|c| c.is_valid(i)) => {}
+                Some(Reach::Open | Reach::Every) => named.push((index, true)),
             }
         }
         at += batch.num_rows() as u64;
     }
-    if rows.is_empty() {
+    if named.is_empty() {
         return Ok(None);
     }
+    // Only a file holding a named row needs its vector: rows it already removed are not
+    // named again.
+    let deleted = match &file.vector {
+        Some(vector) => read_vector(store.as_ref(), root, vector).await?,
+        None => RoaringTreemap::new(),
+    };
+    named.retain(|(index, _)| !deleted.contains(*index));
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let read: Vec<u64> = named.iter().filter(|(_, r)| *r).map(|(i, _)| *i).collect();
+    let rows: Vec<u64> = named.into_iter().map(|(i, _)| i).collect();
     let named = Named {
         file,
         rows,
@@ -441,6 +447,26 @@ fn in_table_schema(
         })
         .collect::<Result<Vec<_>, ArrowError>>()?;
     RecordBatch::try_new(table.schema.clone(), columns)
+}
+
+/// A re-added file's statistics: no longer tight (the bounds were taken over rows its vector
+/// now hides), and without bounds for the withheld columns, which could be a deleted row's
+/// address: a person's now withheld. Readers still prune by the other columns' bounds, and by
+/// all of them once maintenance has rewritten the file.
+fn loosened(stats: &str, table: &Table) -> String {
+    let Ok(serde_json::Value::Object(mut stats)) = serde_json::from_str(stats) else {
+        // Statistics this writer cannot read are dropped, not kept as they were.
+        return serde_json::json!({}).to_string();
+    };
+    for bound in ["minValues", "maxValues"] {
+        if let Some(serde_json::Value::Object(bounds)) = stats.get_mut(bound) {
+            for column in table.withheld_columns {
+                bounds.remove(*column);
+            }
+        }
+    }
+    stats.insert("tightBounds".to_owned(), false.into());
+    serde_json::Value::Object(stats).to_string()
 }
 
 /// Where a vector is in its file: the offset of its size, and its size (the magic and bitmap).
@@ -569,6 +595,23 @@ mod tests {
                 u32::from_be_bytes(first4(&bytes[offset + 4 + size..]))
             );
         }
+    }
+
+    #[test]
+    fn a_re_added_file_loses_the_bounds_of_withheld_columns_and_its_tight_bounds() {
+        let stats = r#"{"numRecords":3,"minValues":{"person_id":"01","street_name":"Aveien","municipality_number":"0301"},"maxValues":{"person_id":"09","street_name":"Vegen","municipality_number":"5035"},"nullCount":{"street_name":0}}"#;
+        let loose: serde_json::Value =
+            serde_json::from_str(&loosened(stats, &schemas::tables::PERSON)).unwrap();
+        assert_eq!(loose["tightBounds"], false);
+        assert_eq!(loose["numRecords"], 3);
+        for bound in ["minValues", "maxValues"] {
+            assert!(loose[bound].get("person_id").is_some(), "{loose}");
+            for withheld in ["street_name", "municipality_number"] {
+                assert!(loose[bound].get(withheld).is_none(), "{loose}");
+            }
+        }
+        assert_eq!(loose["nullCount"]["street_name"], 0);
+        assert_eq!(loosened("not json", &schemas::tables::PERSON), "{}");
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub async fn follow(
     // Maintenance runs between commits, on its schedule, whether or not the feed is busy.
     let every = pipeline.maintenance.every;
     let mut maintain_at = tokio::time::Instant::now() + every;
+    // Whether the writer committed a backlog (batches sent while the feed had more, or taken
+    // together) since it was last at the head: the deletion vectors of its commits are folded
+    // once it is.
+    let mut backlog = false;
     loop {
         let batch = tokio::select! {
             b = rx.recv() => b,
@@ -126,7 +130,9 @@ pub async fn follow(
         }
         let Some(last) = batch.last() else {
             // The fetcher's word that the head (or a hole) came right after a backlog.
-            fold_vectors(lake, pipeline, shutdown).await?;
+            if std::mem::take(&mut backlog) {
+                fold_vectors(lake, pipeline, shutdown).await?;
+            }
             continue;
         };
         let behind = batch.behind;
@@ -155,7 +161,8 @@ pub async fn follow(
             events_per_s = rate as u64,
             "feed batch committed"
         );
-        if !behind {
+        backlog |= behind || coalesced > 1;
+        if !behind && std::mem::take(&mut backlog) {
             fold_vectors(lake, pipeline, shutdown).await?;
         }
     }
@@ -170,7 +177,9 @@ pub async fn follow(
     };
     progress.finish();
     fetched?;
-    fold_vectors(lake, pipeline, shutdown).await?;
+    if backlog {
+        fold_vectors(lake, pipeline, shutdown).await?;
+    }
     report.position = table_positions.values().copied().min().unwrap_or(0);
     Ok(())
 }
@@ -189,7 +198,8 @@ pub(crate) async fn maintain_between_commits(
 }
 
 /// Once a catch-up is over (the writer at the head, or a run that stops there), maintains the
-/// tables it changed by deletion vector: each of its commits left a file per partition and
+/// tables changed by deletion vector (a burst at the head may also have changed one; the
+/// schedule folds those otherwise): each of its commits left a file per partition and
 /// deleted rows in the others, which citizen lists would read (about 150 ms for a whole
 /// `regsync cohort` after a national catch-up, instead of 40) until the schedule's turn. A
 /// worker that is stopping leaves them to the schedule or `regsync maintain`.

@@ -364,12 +364,12 @@ impl Lake {
         Ok(())
     }
 
-    /// Takes a table's state after a commit.
     /// The tables changed by deletion vector since the last call, which maintenance folds.
     pub fn take_vectored(&mut self) -> Vec<&'static Table> {
         std::mem::take(&mut self.vectored)
     }
 
+    /// Takes a table's state after a commit.
     pub(crate) fn install(&mut self, table: &'static Table, updated: DeltaTable) {
         self.tables.insert(table.name, updated);
     }

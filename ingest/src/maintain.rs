@@ -231,7 +231,11 @@ pub async fn table_stats(
     for file in state.log_data().iter() {
         files += 1;
         bytes += u64::try_from(file.size()).unwrap_or(0);
-        rows += file.num_records().unwrap_or(0) as u64;
+        // Less the rows its deletion vector removes.
+        let deleted = file
+            .deletion_vector_descriptor()
+            .map_or(0, |d| u64::try_from(d.cardinality).unwrap_or(0));
+        rows += (file.num_records().unwrap_or(0) as u64).saturating_sub(deleted);
     }
     let mut positions = Vec::new();
     for app in schemas::cursor::ALL {

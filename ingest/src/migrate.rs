@@ -111,7 +111,7 @@ async fn add_columns(
 /// ([`crate::deletion::wanted`]): a table an earlier version created without them would
 /// otherwise be rewritten copy-on-write by every commit that changes rows. One commit, which
 /// raises the table's protocol to reader version 3 (a Delta reader without deletion vectors can
-/// no longer read it).
+/// no longer read it). A failure leaves the table as it was, with a warning.
 pub async fn deletion_vectors_on(
     table: &'static Table,
     delta: DeltaTable,
@@ -138,15 +138,19 @@ pub async fn deletion_vectors_on(
             );
             Ok(delta)
         }
-        // Another process turned them on first.
+        // Another process turned them on first, or the table stays as it was: its commits
+        // that change rows are rewritten copy-on-write, as before.
         Err(e) => {
             let mut delta = delta;
             delta.update_state().await.map_err(&err)?;
-            if crate::deletion::enabled(&delta) {
-                Ok(delta)
-            } else {
-                Err(err(e))
+            if !crate::deletion::enabled(&delta) {
+                tracing::warn!(
+                    table = table.name,
+                    error = %e,
+                    "deletion vectors could not be turned on: changed rows are rewritten with their files"
+                );
             }
+            Ok(delta)
         }
     }
 }
