@@ -97,9 +97,9 @@ pub async fn follow(
     let every = pipeline.maintenance.every;
     let mut maintain_at = tokio::time::Instant::now() + every;
     // Whether the writer committed a backlog (batches sent while the feed had more, or taken
-    // together) since it was last at the head: the deletion vectors of its commits are folded
-    // once it is.
-    let mut backlog = false;
+    // together; or a re-seed just before) since it was last at the head: the deletion vectors
+    // of its commits are folded once it is.
+    let mut backlog = !lake.vectored.is_empty();
     loop {
         let batch = tokio::select! {
             b = rx.recv() => b,

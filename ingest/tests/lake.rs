@@ -66,6 +66,15 @@ async fn rows(lake: &Lake, table: &'static schemas::tables::Table, sql: &str) ->
         .collect()
 }
 
+/// The rows `sql` selects from `person`, as a printed table.
+async fn table_text(lake: &Lake, sql: &str) -> String {
+    let ctx = lake.session(&[&PERSON]).await.unwrap();
+    let got = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&got)
+        .unwrap()
+        .to_string()
+}
+
 async fn temporary_lake() -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
     let url = url::Url::from_directory_path(dir.path()).unwrap();
@@ -563,17 +572,11 @@ async fn an_earlier_versions_person_table_gains_the_new_columns_keeping_rows_and
     lake.append(&PERSON, Some(rows), &[(FREG_FEED, 8)])
         .await
         .unwrap();
-    let ctx = lake.session(&[&PERSON]).await.unwrap();
-    let got = ctx
-        .sql("SELECT person_id, matrikkel_address_id, dwelling_unit FROM person ORDER BY person_id")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&got)
-        .unwrap()
-        .to_string();
+    let text = table_text(
+        &lake,
+        "SELECT person_id, matrikkel_address_id, dwelling_unit FROM person ORDER BY person_id",
+    )
+    .await;
     assert!(
         text.contains("01010000001 |                      |"),
         "{text}"
@@ -606,17 +609,11 @@ async fn an_earlier_versions_person_table_gains_the_new_columns_keeping_rows_and
         (2, 0),
         "{files:?}"
     );
-    let ctx = lake.session(&[&PERSON]).await.unwrap();
-    let got = ctx
-        .sql("SELECT person_id, address_protection, matrikkel_address_id FROM person ORDER BY person_id")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&got)
-        .unwrap()
-        .to_string();
+    let text = table_text(
+        &lake,
+        "SELECT person_id, address_protection, matrikkel_address_id FROM person ORDER BY person_id",
+    )
+    .await;
     assert!(
         text.contains("01010000001 | strengtFortrolig   |"),
         "{text}"
@@ -856,6 +853,17 @@ async fn rewrites_are_checkpointed_once_they_name_enough_files_keeping_their_tom
     assert_eq!(found[0]["n"], 60, "checkpoint at {version}");
 }
 
+/// Maintains the lake's `person` table as `regsync maintain` would.
+async fn maintain_person(url: &url::Url) {
+    ingest::maintain::maintain_tables(
+        url,
+        &ingest::maintain::MaintainOptions::default(),
+        &[&PERSON],
+    )
+    .await
+    .unwrap();
+}
+
 /// The active data files of a table, each with the rows its deletion vector removes.
 async fn live_files(table: &std::path::Path) -> std::collections::BTreeMap<String, i64> {
     let url = url::Url::from_directory_path(table).unwrap();
@@ -992,13 +1000,7 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     assert_eq!(lake.position(&PERSON, FREG_FEED).await.unwrap(), Some(4));
 
     // Maintenance rewrites every partition holding a vector: none is left, the rows the same.
-    ingest::maintain::maintain_tables(
-        &url,
-        &ingest::maintain::MaintainOptions::default(),
-        &[&PERSON],
-    )
-    .await
-    .unwrap();
+    maintain_person(&url).await;
     let maintained = live_files(&table).await;
     assert_eq!(maintained.len(), 2, "a file per birth year: {maintained:?}");
     assert!(maintained.values().all(|d| *d == 0), "{maintained:?}");
@@ -1030,13 +1032,7 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     let removed = live_files(&table).await;
     assert_eq!(removed.len(), 2);
     assert_eq!(removed.values().sum::<i64>(), 2, "{removed:?}");
-    ingest::maintain::maintain_tables(
-        &url,
-        &ingest::maintain::MaintainOptions::default(),
-        &[&PERSON],
-    )
-    .await
-    .unwrap();
+    maintain_person(&url).await;
     let folded = live_files(&table).await;
     assert!(folded.values().all(|d| *d == 0), "{folded:?}");
     let lake = Lake::open(&url).await.unwrap();
