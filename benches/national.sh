@@ -126,7 +126,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 # Once at the head the worker folds the deletion vectors of its catch-up commits: part of the
 # run's time, and also shown apart.
-fold_ms=$(sed -n 's/.*lake maintained.*elapsed_ms=\([0-9]*\).*/\1/p' "$work/catchup.log" | tail -1)
+fold_ms=$(sed -n '/folding the catch-up/,$ s/.*lake maintained.*elapsed_ms=\([0-9]*\).*/\1/p' "$work/catchup.log" | head -1)
 folded="no fold"
 if [[ -n "$fold_ms" ]]; then
   folded="of which folding the deletion vectors $(python3 -c "print(f'{$fold_ms / 1000:.1f} s; before it {$backlog / ($t1 - $t0 - $fold_ms / 1000):,.0f} events/s')")"

@@ -224,7 +224,7 @@ impl Lake {
             for (file, (offset, size)) in kept.iter().zip(placed) {
                 let mut add = file.file.add.clone();
                 add.data_change = true;
-                add.stats = add.stats.map(|stats| loosened(&stats, table));
+                add.stats = Some(loosened(add.stats.as_deref(), file.total, table));
                 add.deletion_vector = Some(DeletionVectorDescriptor {
                     storage_type: StorageType::UuidRelativePath,
                     path_or_inline_dv: encoded.clone(),
@@ -259,7 +259,9 @@ impl Lake {
 }
 
 /// What a change does to the rows with its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered by how much of a key's rows it reaches: where two changes name a key, the wider
+/// applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Reach {
     /// Current state, upserted or removed: every row is deleted, none read (the change's own
     /// row, if any, replaces it).
@@ -313,8 +315,10 @@ impl Keys {
             };
             keys.open |= reach == Reach::Open;
             let rows = keys.rows(change.rows())?;
-            keys.named
-                .extend(rows.iter().map(|r| (r.as_ref().into(), reach)));
+            for row in rows.iter() {
+                let named = keys.named.entry(row.as_ref().into()).or_insert(reach);
+                *named = (*named).max(reach);
+            }
         }
         Ok(keys)
     }
@@ -453,10 +457,12 @@ fn in_table_schema(
 /// now hides), and without bounds for the withheld columns, which could be a deleted row's
 /// address: a person's now withheld. Readers still prune by the other columns' bounds, and by
 /// all of them once maintenance has rewritten the file.
-fn loosened(stats: &str, table: &Table) -> String {
-    let Ok(serde_json::Value::Object(mut stats)) = serde_json::from_str(stats) else {
-        // Statistics this writer cannot read are dropped, not kept as they were.
-        return serde_json::json!({}).to_string();
+fn loosened(stats: Option<&str>, rows: u64, table: &Table) -> String {
+    let mut stats = match stats.map(serde_json::from_str) {
+        Some(Ok(serde_json::Value::Object(stats))) => stats,
+        // Statistics this writer cannot read are not kept; the rows a file holds are required
+        // beside a deletion vector.
+        _ => serde_json::Map::new(),
     };
     for bound in ["minValues", "maxValues"] {
         if let Some(serde_json::Value::Object(bounds)) = stats.get_mut(bound) {
@@ -465,6 +471,7 @@ fn loosened(stats: &str, table: &Table) -> String {
             }
         }
     }
+    stats.insert("numRecords".to_owned(), rows.into());
     stats.insert("tightBounds".to_owned(), false.into());
     serde_json::Value::Object(stats).to_string()
 }
@@ -601,7 +608,7 @@ mod tests {
     fn a_re_added_file_loses_the_bounds_of_withheld_columns_and_its_tight_bounds() {
         let stats = r#"{"numRecords":3,"minValues":{"person_id":"01","street_name":"Aveien","municipality_number":"0301"},"maxValues":{"person_id":"09","street_name":"Vegen","municipality_number":"5035"},"nullCount":{"street_name":0}}"#;
         let loose: serde_json::Value =
-            serde_json::from_str(&loosened(stats, &schemas::tables::PERSON)).unwrap();
+            serde_json::from_str(&loosened(Some(stats), 3, &schemas::tables::PERSON)).unwrap();
         assert_eq!(loose["tightBounds"], false);
         assert_eq!(loose["numRecords"], 3);
         for bound in ["minValues", "maxValues"] {
@@ -611,7 +618,14 @@ mod tests {
             }
         }
         assert_eq!(loose["nullCount"]["street_name"], 0);
-        assert_eq!(loosened("not json", &schemas::tables::PERSON), "{}");
+        for unreadable in [Some("not json"), Some("null"), None] {
+            let loose: serde_json::Value =
+                serde_json::from_str(&loosened(unreadable, 7, &schemas::tables::PERSON)).unwrap();
+            assert_eq!(
+                loose,
+                serde_json::json!({"numRecords": 7, "tightBounds": false})
+            );
+        }
     }
 
     #[test]

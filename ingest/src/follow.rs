@@ -96,10 +96,11 @@ pub async fn follow(
     // Maintenance runs between commits, on its schedule, whether or not the feed is busy.
     let every = pipeline.maintenance.every;
     let mut maintain_at = tokio::time::Instant::now() + every;
-    // Whether the writer committed a backlog (batches sent while the feed had more, or taken
-    // together; or a re-seed just before) since it was last at the head: the deletion vectors
-    // of its commits are folded once it is.
-    let mut backlog = !lake.vectored.is_empty();
+    // Whether the writer committed a backlog (batches the fetcher sent while the feed had
+    // more) since it was last at the head: the deletion vectors of its commits are folded once
+    // it is. Also when the lake already holds vectors (a re-seed just before, or a worker that
+    // stopped before its fold).
+    let mut backlog = lake.holds_vectors();
     loop {
         let batch = tokio::select! {
             b = rx.recv() => b,
@@ -115,6 +116,8 @@ pub async fn follow(
         };
         let Some(mut batch) = batch else { break };
         let mut coalesced = 1;
+        // A backlog: the fetcher sent this batch while the feed had more.
+        let from_backlog = batch.behind;
         // A backlog waits for a whole catch-up commit: what a commit costs is the files it
         // rewrites, nearly the same for 10 000 entries as for 100 000. At the head, what has
         // arrived is committed at once.
@@ -161,7 +164,7 @@ pub async fn follow(
             events_per_s = rate as u64,
             "feed batch committed"
         );
-        backlog |= behind || coalesced > 1;
+        backlog |= from_backlog || behind;
         if !behind && std::mem::take(&mut backlog) {
             fold_vectors(lake, pipeline, shutdown).await?;
         }
@@ -198,17 +201,17 @@ pub(crate) async fn maintain_between_commits(
 }
 
 /// Once a catch-up is over (the writer at the head, or a run that stops there), maintains the
-/// tables changed by deletion vector (a burst at the head may also have changed one; the
-/// schedule folds those otherwise): each of its commits left a file per partition and
+/// tables holding deletion vectors (a burst at the head, committed at once, may also have
+/// left some: the next catch-up's fold, the schedule or `regsync maintain` folds those): each of its commits left a file per partition and
 /// deleted rows in the others, which citizen lists would read (about 150 ms for a whole
-/// `regsync cohort` after a national catch-up, instead of 40) until the schedule's turn. A
+/// `regsync cohort` after a national catch-up, 66 ms after the fold) until the schedule's turn. A
 /// worker that is stopping leaves them to the schedule or `regsync maintain`.
 async fn fold_vectors(
     lake: &mut Lake,
     pipeline: &Pipeline,
     shutdown: &CancellationToken,
 ) -> Result<(), IngestError> {
-    let tables = lake.take_vectored();
+    let tables = lake.vectored_tables();
     if tables.is_empty() || shutdown.is_cancelled() {
         return Ok(());
     }

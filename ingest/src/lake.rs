@@ -85,9 +85,18 @@ pub struct Lake {
     /// Per table, the file actions this writer's rewrites committed since it last checkpointed
     /// the table (`merge.rs`): what a reader opening it would replay.
     pub(crate) unchecked: HashMap<&'static str, usize>,
-    /// The tables this writer changed by deletion vector since [`Lake::take_vectored`] last
+    /// The tables this writer changed by deletion vector since [`Lake::vectored_tables`] last
     /// asked (`deletion.rs`): their partitions hold more files than one, and deleted rows.
     pub(crate) vectored: Vec<&'static Table>,
+}
+
+/// Whether a live data file of the table (as last read) has a deletion vector.
+fn has_vectors(delta: &DeltaTable) -> bool {
+    delta.snapshot().is_ok_and(|s| {
+        s.log_data()
+            .iter()
+            .any(|f| f.deletion_vector_descriptor().is_some())
+    })
 }
 
 impl std::fmt::Debug for Lake {
@@ -364,9 +373,24 @@ impl Lake {
         Ok(())
     }
 
-    /// The tables changed by deletion vector since the last call, which maintenance folds.
-    pub fn take_vectored(&mut self) -> Vec<&'static Table> {
-        std::mem::take(&mut self.vectored)
+    /// Whether a table was changed by deletion vector since [`Lake::vectored_tables`] last
+    /// asked, or holds a file with one as last read.
+    pub fn holds_vectors(&self) -> bool {
+        !self.vectored.is_empty() || self.tables.values().any(has_vectors)
+    }
+
+    /// The tables changed by deletion vector since the last call or holding a file with one as
+    /// last read: those maintenance folds.
+    pub fn vectored_tables(&mut self) -> Vec<&'static Table> {
+        let mut tables = std::mem::take(&mut self.vectored);
+        for table in ALL_TABLES.iter().copied() {
+            if self.tables.get(table.name).is_some_and(has_vectors)
+                && !tables.iter().any(|t| std::ptr::eq(*t, table))
+            {
+                tables.push(table);
+            }
+        }
+        tables
     }
 
     /// Takes a table's state after a commit.

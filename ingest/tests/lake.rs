@@ -936,6 +936,13 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
         4,
         "a new file per birth year changed: {first:?}"
     );
+    let mut reopened = Lake::open(&url).await.unwrap();
+    assert!(
+        reopened.holds_vectors(),
+        "a worker started after a commit by vector (before its fold) knows to fold"
+    );
+    let vectored: Vec<&str> = reopened.vectored_tables().iter().map(|t| t.name).collect();
+    assert_eq!(vectored, ["person"]);
 
     // Persons 2, 4 (1990) and 5 (1991) move in a later commit, and person 0 again, from the
     // file the first change wrote: four keys, four files. The vectors keep the rows they had
@@ -1005,6 +1012,7 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
     assert_eq!(maintained.len(), 2, "a file per birth year: {maintained:?}");
     assert!(maintained.values().all(|d| *d == 0), "{maintained:?}");
     let mut lake = Lake::open(&url).await.unwrap();
+    assert!(!lake.holds_vectors());
     assert_eq!(rows(&lake, &PERSON, everyone).await, found);
 
     // A removal of two persons of 1991 adds no file: the partition's one file keeps its rows
