@@ -19,10 +19,10 @@
 //! protocol (reader version 3, feature `deletionVectors`), so a withheld address leaves what
 //! readers see in the commit that withholds it, as with the rewrite; a re-added file's
 //! statistics lose their bounds of the withheld columns ([`loosened`]), which could be the
-//! address a vector hides. Its bytes stay in the old
-//! file, as they stay in a file the rewrite replaced, until maintenance rewrites the partition
-//! (it rewrites every partition holding a vector) and VACUUM deletes the file after the
-//! retention: whoever may read the lake's storage directly may read those bytes either way.
+//! address a vector hides. Its bytes stay in the old file, as they stay in a file the rewrite
+//! replaced, until maintenance rewrites the partition (it rewrites every partition holding a
+//! vector) and VACUUM deletes the file after the retention: whoever may read the lake's
+//! storage directly may read those bytes either way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
