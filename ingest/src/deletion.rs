@@ -106,14 +106,18 @@ pub fn by_vector(delta: &DeltaTable, table: &Table, changes: &[Change]) -> bool 
     named >= files.max(1)
 }
 
-/// A data file of the table as the log names it.
+/// A data file of the table as the log names it: where it is, and its actions (its size,
+/// partition values and vector are its add's).
 struct LiveFile {
     path: Path,
-    size: u64,
-    partitions: HashMap<String, Option<String>>,
     add: Add,
     remove: Remove,
-    vector: Option<DeletionVectorDescriptor>,
+}
+
+impl LiveFile {
+    fn size(&self) -> u64 {
+        u64::try_from(self.add.size).unwrap_or(0)
+    }
 }
 
 /// A file holding rows the changes name: their indexes in the file, those its vector already
@@ -151,11 +155,8 @@ impl Lake {
             .iter()
             .map(|f| LiveFile {
                 path: f.object_store_path(),
-                size: u64::try_from(f.size()).unwrap_or(0),
-                partitions: f.partition_values_map(),
                 add: f.add_action(),
                 remove: f.remove_action(true),
-                vector: f.deletion_vector_descriptor(),
             })
             .collect();
         let mut pending = files.into_iter();
@@ -240,9 +241,6 @@ impl Lake {
         actions.extend(adds.into_iter().map(Action::Add));
         self.commit_changes(table, &commit, &snapshot, &delta, actions)
             .await?;
-        if !self.vectored.iter().any(|t| std::ptr::eq(*t, table)) {
-            self.vectored.push(table);
-        }
         tracing::debug!(
             table = table.name,
             files_with_new_vectors = vectors.len(),
@@ -353,7 +351,7 @@ async fn named_rows(
     table: &'static Table,
 ) -> Result<Option<(Named, Vec<RecordBatch>)>, DeltaTableError> {
     let reader =
-        ParquetObjectReader::new(store.clone(), file.path.clone()).with_file_size(file.size);
+        ParquetObjectReader::new(store.clone(), file.path.clone()).with_file_size(file.size());
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
     let mut scanned: Vec<&str> = keys.columns.iter().map(|(name, _)| *name).collect();
     if keys.open {
@@ -382,7 +380,7 @@ async fn named_rows(
     }
     // Only a file holding a named row needs its vector: rows it already removed are not
     // named again.
-    let deleted = match &file.vector {
+    let deleted = match &file.add.deletion_vector {
         Some(vector) => read_vector(store.as_ref(), root, vector).await?,
         None => RoaringTreemap::new(),
     };
@@ -402,7 +400,7 @@ async fn named_rows(
         return Ok(Some((named, Vec::new())));
     }
     let reader =
-        ParquetObjectReader::new(store, named.file.path.clone()).with_file_size(named.file.size);
+        ParquetObjectReader::new(store, named.file.path.clone()).with_file_size(named.file.size());
     let builder = ParquetRecordBatchStreamBuilder::new_with_options(
         reader,
         ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
@@ -415,7 +413,11 @@ async fn named_rows(
     let mut stream = builder.with_row_selection(selection).build()?;
     let mut batches = Vec::new();
     while let Some(batch) = stream.try_next().await? {
-        batches.push(in_table_schema(&batch, table, &named.file.partitions)?);
+        batches.push(in_table_schema(
+            &batch,
+            table,
+            &named.file.add.partition_values,
+        )?);
     }
     Ok(Some((named, batches)))
 }

@@ -85,9 +85,6 @@ pub struct Lake {
     /// Per table, the file actions this writer's rewrites committed since it last checkpointed
     /// the table (`merge.rs`): what a reader opening it would replay.
     pub(crate) unchecked: HashMap<&'static str, usize>,
-    /// The tables this writer changed by deletion vector since [`Lake::vectored_tables`] last
-    /// asked (`deletion.rs`): their partitions hold more files than one, and deleted rows.
-    pub(crate) vectored: Vec<&'static Table>,
 }
 
 /// Whether a live data file of the table (as last read) has a deletion vector.
@@ -176,7 +173,6 @@ impl Lake {
             url: url.clone(),
             tables,
             unchecked: HashMap::new(),
-            vectored: Vec::new(),
         })
     }
 
@@ -373,24 +369,19 @@ impl Lake {
         Ok(())
     }
 
-    /// Whether a table was changed by deletion vector since [`Lake::vectored_tables`] last
-    /// asked, or holds a file with one as last read.
+    /// Whether a table holds a file with a deletion vector, as last read (or as this writer
+    /// committed it).
     pub fn holds_vectors(&self) -> bool {
-        !self.vectored.is_empty() || self.tables.values().any(has_vectors)
+        self.tables.values().any(has_vectors)
     }
 
-    /// The tables changed by deletion vector since the last call or holding a file with one as
-    /// last read: those maintenance folds.
-    pub fn vectored_tables(&mut self) -> Vec<&'static Table> {
-        let mut tables = std::mem::take(&mut self.vectored);
-        for table in ALL_TABLES.iter().copied() {
-            if self.tables.get(table.name).is_some_and(has_vectors)
-                && !tables.iter().any(|t| std::ptr::eq(*t, table))
-            {
-                tables.push(table);
-            }
-        }
-        tables
+    /// The tables holding a file with a deletion vector, as last read: those maintenance folds.
+    pub fn vectored_tables(&self) -> Vec<&'static Table> {
+        ALL_TABLES
+            .iter()
+            .copied()
+            .filter(|t| self.tables.get(t.name).is_some_and(has_vectors))
+            .collect()
     }
 
     /// Takes a table's state after a commit.

@@ -936,7 +936,7 @@ async fn a_change_deletes_its_rows_by_vector_leaving_the_other_rows_in_their_fil
         4,
         "a new file per birth year changed: {first:?}"
     );
-    let mut reopened = Lake::open(&url).await.unwrap();
+    let reopened = Lake::open(&url).await.unwrap();
     assert!(
         reopened.holds_vectors(),
         "a worker started after a commit by vector (before its fold) knows to fold"
