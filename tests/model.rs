@@ -596,12 +596,64 @@ async fn check(
         }
     }
 
+    // The log read directly and `deltalake` give the same rows, whichever commits, vectors,
+    // checkpoints and compactions the case left.
+    agree(lake_dir, &ctx, kommune, day, context).await;
+
     // No dead letter holds an address: documents are never kept there.
     for row in rows(&ctx, "SELECT * FROM dead_letter").await {
         let all = Value::Object(row.clone()).to_string();
         assert!(
             !all.contains(STREET),
             "{context}: a dead letter holds an address: {all}"
+        );
+    }
+}
+
+/// How many checks read `person` from its log directly (the others had deletion vectors).
+static READ_DIRECTLY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Checks that the session (read directly where it can) and one reading every table with
+/// `deltalake` give the same rows: whole tables, a citizen list now and on `day`.
+async fn agree(
+    lake_dir: &std::path::Path,
+    ctx: &SessionContext,
+    kommune: &str,
+    day: NaiveDate,
+    context: &str,
+) {
+    let location = lake_dir.to_str().unwrap();
+    let tables = [&*PERSON, &*PERSON_HISTORY, &*PERSON_EVENT];
+    let delta =
+        query::context::session_read_by(location, &tables, query::context::Reader::Deltalake)
+            .await
+            .unwrap();
+    let mut questions: Vec<String> = [
+        "SELECT * FROM person ORDER BY person_id",
+        "SELECT * FROM person_history ORDER BY person_id, valid_from",
+        "SELECT * FROM person_event ORDER BY sequence",
+    ]
+    .iter()
+    .map(|q| q.to_string())
+    .collect();
+    for as_of in [None, Some(day)] {
+        let cohort = query::Cohort {
+            municipality: kommune.to_owned(),
+            born_from: NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(),
+            born_to: NaiveDate::from_ymd_opt(2030, 12, 31).unwrap(),
+            status: Some("bosatt".into()),
+            as_of,
+        };
+        questions.push(cohort.sql().unwrap());
+    }
+    if query::context::reads_directly(ctx, PERSON.name).await {
+        READ_DIRECTLY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    for sql in &questions {
+        let (direct, through) = (rows(ctx, sql).await, rows(&delta, sql).await);
+        assert_eq!(
+            direct, through,
+            "{context}: the log read directly and deltalake differ on {sql}"
         );
     }
 }
@@ -770,6 +822,9 @@ async fn invariants_hold_under_random_interleavings() {
     // The invariants were checked after commits of both kinds: by deletion vector (a batch
     // naming more persons than `person` has files) and copy-on-write.
     assert!(vectored > 0, "no commit changed rows by deletion vector");
+    // And both readers were compared on a `person` read directly (no vector in it).
+    let direct = READ_DIRECTLY.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(direct > 0, "no check read `person` from its log directly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,8 @@
 //! A DataFusion session over the lake's tables.
 
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use schemas::tables::{ALL_TABLES, Table};
@@ -59,6 +62,35 @@ pub async fn session_of(
     open(location, tables, true).await
 }
 
+/// How a session reads the lake's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A table on local disk from its Delta log read directly, in a few milliseconds, unless
+    /// the log holds what only `deltalake` reads (deletion vectors, column mapping, ...); any
+    /// other with `deltalake`. What every session does.
+    Direct,
+    /// Every table with `deltalake`.
+    Deltalake,
+}
+
+/// A session with the given tables registered, read by `reader`, and the views they allow.
+pub async fn session_read_by(
+    location: &str,
+    tables: &[&'static Table],
+    reader: Reader,
+) -> Result<SessionContext, QueryError> {
+    open_by(location, tables, true, reader).await
+}
+
+/// Whether the session reads `table` from its Delta log directly ([`Reader::Direct`]).
+pub async fn reads_directly(ctx: &SessionContext, table: &str) -> bool {
+    let Ok(provider) = ctx.table_provider(table).await else {
+        return false;
+    };
+    let provider: &dyn std::any::Any = provider.as_ref();
+    provider.is::<crate::quick::QuickTable>()
+}
+
 /// A session with the given tables registered (those the lake has) and no views: for a
 /// question that names its tables, as a citizen list does (creating the views takes a few
 /// milliseconds of a whole `regsync cohort` run).
@@ -74,6 +106,15 @@ async fn open(
     tables: &[&'static Table],
     with_views: bool,
 ) -> Result<SessionContext, QueryError> {
+    open_by(location, tables, with_views, Reader::Direct).await
+}
+
+async fn open_by(
+    location: &str,
+    tables: &[&'static Table],
+    with_views: bool,
+    reader: Reader,
+) -> Result<SessionContext, QueryError> {
     let started = std::time::Instant::now();
     let lake = lake_url(location)?;
     let ctx = SessionContext::new();
@@ -82,7 +123,7 @@ async fn open(
         .map(|table| {
             let lake = lake.clone();
             let table: &'static Table = table;
-            tokio::spawn(async move { open_table(&lake, table).await })
+            tokio::spawn(async move { provider(&lake, table, reader).await })
         })
         .collect();
     let mut registered = 0;
@@ -91,27 +132,22 @@ async fn open(
             location: location.to_owned(),
             reason: format!("opening {}: {e}", table.name),
         })?;
-        let delta = match opened {
+        let provider: Arc<dyn TableProvider> = match opened {
+            Ok(Opened::Quick(quick)) => Arc::new(quick),
+            Ok(Opened::Delta(delta)) => {
+                let err = |e: deltalake::DeltaTableError| QueryError::Table {
+                    table: table.name,
+                    url: lake.to_string(),
+                    source: Box::new(e),
+                };
+                delta.update_datafusion_session(&ctx.state()).map_err(err)?;
+                delta.table_provider().await.map_err(|e| err(e.into()))?
+            }
             // A table of a register this lake does not follow, or one written before the
             // table existed.
             Err(QueryError::Table { source, .. }) if is_missing(&source) => continue,
-            other => other?,
+            Err(e) => return Err(e),
         };
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| QueryError::Table {
-                table: table.name,
-                url: lake.to_string(),
-                source: Box::new(e),
-            })?;
-        let provider = delta
-            .table_provider()
-            .await
-            .map_err(|e| QueryError::Table {
-                table: table.name,
-                url: lake.to_string(),
-                source: Box::new(e.into()),
-            })?;
         ctx.register_table(table.name, provider)?;
         registered += 1;
     }
@@ -134,6 +170,33 @@ async fn open(
         "session ready"
     );
     Ok(ctx)
+}
+
+/// A table opened: read from its Delta log directly ([`crate::quick`]), or by `deltalake`.
+enum Opened {
+    Quick(crate::quick::QuickTable),
+    Delta(DeltaTable),
+}
+
+/// Opens a table: on local disk from its Delta log read directly, unless the log holds what
+/// only `deltalake` reads; otherwise (and on other storage) with `deltalake`.
+async fn provider(lake: &Url, table: &'static Table, reader: Reader) -> Result<Opened, QueryError> {
+    if lake.scheme() == "file" && reader == Reader::Direct {
+        let url = lake
+            .join(&format!("{}/", table.name))
+            .expect("a table name is a valid path segment");
+        let read = tokio::task::spawn_blocking(move || crate::quick::open(&url)).await;
+        match read {
+            Ok(Ok(quick)) => return Ok(Opened::Quick(quick)),
+            Ok(Err(reason)) => {
+                tracing::debug!(table = table.name, %reason, "table read through deltalake")
+            }
+            Err(e) => {
+                tracing::debug!(table = table.name, error = %e, "table read through deltalake")
+            }
+        }
+    }
+    open_table(lake, table).await.map(Opened::Delta)
 }
 
 /// Whether Delta's error says there is no table at the location (as opposed to one it could

@@ -9,10 +9,16 @@
 //! - [`views`]: views across registers (residents and businesses per address, summaries).
 //! - [`cohort`]: the citizen list by kommune, birth dates, status and date, as CSV, XLSX or Parquet.
 //! - [`error`]: the crate's error type, [`QueryError`].
+//! - `log` and `quick`: a table on local disk read from its Delta log directly, for a process
+//!   that must start fast; `deltalake` reads the rest.
 
 pub mod cohort;
 pub mod context;
+#[cfg(test)]
+mod direct_tests;
 pub mod error;
+mod log;
+mod quick;
 pub mod sql;
 pub mod views;
 
