@@ -646,6 +646,20 @@ async fn agree(
         };
         questions.push(cohort.sql().unwrap());
     }
+    // The newest change: the log keeps a file's greatest timestamp cut to the millisecond.
+    let newest = rows(
+        &delta,
+        "SELECT CAST(max(updated_at) AS VARCHAR) AS m FROM person",
+    )
+    .await;
+    if let Some(m) = newest.first().and_then(|r| text(r, "m")) {
+        questions.push(format!(
+            "SELECT person_id FROM person WHERE updated_at = TIMESTAMP '{m}' ORDER BY person_id"
+        ));
+        questions.push(format!(
+            "SELECT person_id FROM person WHERE updated_at > TIMESTAMP '{m}' - INTERVAL '500 microseconds' ORDER BY person_id"
+        ));
+    }
     if query::context::reads_directly(ctx, PERSON.name).await {
         READ_DIRECTLY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Date32Array, Int32Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Date32Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::tree_node::TreeNode as _;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
@@ -22,6 +22,11 @@ fn schema(with_status: bool) -> Arc<Schema> {
         Field::new("birth_date", DataType::Date32, true),
         Field::new("municipality_number", DataType::Utf8, true),
         Field::new("birth_year", DataType::Int32, true),
+        Field::new(
+            "updated_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ];
     if with_status {
         fields.push(Field::new("status", DataType::Utf8, true));
@@ -44,6 +49,10 @@ fn persons(from: i32, to: i32, with_status: bool) -> RecordBatch {
         Arc::new(Int32Array::from(
             years.iter().map(|y| (*y).min(2020)).collect::<Vec<_>>(),
         )),
+        Arc::new(
+            TimestampMicrosecondArray::from(n.iter().map(|i| updated_at(*i)).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
     ];
     if with_status {
         columns.push(Arc::new(StringArray::from_iter_values(
@@ -52,6 +61,18 @@ fn persons(from: i32, to: i32, with_status: bool) -> RecordBatch {
         )));
     }
     RecordBatch::try_new(schema(with_status), columns).unwrap()
+}
+
+/// Person `i`'s last change, in microseconds: not on a whole millisecond, so the log's
+/// statistics (cut to the millisecond) are below a file's greatest value.
+fn updated_at(i: i32) -> i64 {
+    1_764_000_000_000_000 + i64::from(i) * 1_001_337
+}
+
+/// The SQL literal of person `i`'s last change.
+fn updated_at_sql(i: i32) -> String {
+    let t = chrono::DateTime::from_timestamp_micros(updated_at(i)).unwrap();
+    format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
 }
 
 async fn create(dir: &Path) -> DeltaTable {
@@ -127,6 +148,17 @@ async fn the_log_read_directly_gives_what_deltalake_gives() {
     let mut queries: Vec<String> = QUERIES.iter().map(|q| q.to_string()).collect();
     queries.push("SELECT person_id, status FROM person WHERE status = 'bosatt'".into());
     queries.push("SELECT count(*) AS n FROM person WHERE status IS NULL".into());
+    // The newest change of all, and the newest of each of a file's, lie above what the log
+    // says is the file's greatest (it keeps milliseconds).
+    for i in [359, 299, 199] {
+        let at = updated_at_sql(i);
+        queries.push(format!(
+            "SELECT person_id FROM person WHERE updated_at = {at}"
+        ));
+        queries.push(format!(
+            "SELECT person_id FROM person WHERE updated_at > {at} - INTERVAL '500 microseconds'"
+        ));
+    }
     for sql in &queries {
         let (direct, delta) = both(dir.path(), sql).await;
         assert_eq!(direct, delta, "{sql}");
@@ -154,7 +186,17 @@ async fn the_log_read_directly_gives_what_deltalake_gives() {
         chosen.len(),
         all.len()
     );
-    let _ = table;
+
+    // A checkpoint whose commit is gone (cleaned up, or not yet written): the table it speaks
+    // for would be missed, so the log is left to `deltalake`.
+    let version = table.version().unwrap();
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .unwrap();
+    let log = dir.path().join("_delta_log");
+    std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    let reason = declined(dir.path());
+    assert!(reason.contains("its commit is not"), "{reason}");
 }
 
 /// The filters a plan pushed to its table scan.
@@ -278,5 +320,19 @@ fn a_log_it_cannot_read_with_certainty_is_left_to_deltalake() {
 
     // No log at all: `deltalake` says there is no table.
     let dir = tempfile::tempdir().unwrap();
-    assert!(!declined(dir.path()).is_empty());
+    assert!(declined(dir.path()).contains("_delta_log"));
+
+    // A null partition value of a column that cannot be null.
+    let dir = tempfile::tempdir().unwrap();
+    let partitioned = METADATA
+        .replace(r#"\"nullable\":true"#, r#"\"nullable\":false"#)
+        .replace(r#""partitionColumns":[]"#, r#""partitionColumns":["a"]"#);
+    let null_value = add.replace(r#""partitionValues":{}"#, r#""partitionValues":{"a":null}"#);
+    log(
+        dir.path(),
+        &[&format!("{PROTOCOL_1}\n{partitioned}\n{null_value}")],
+    );
+    let url = Url::from_directory_path(dir.path()).unwrap();
+    let err = crate::quick::open(&url).unwrap_err();
+    assert!(err.contains("not nullable"), "{err}");
 }

@@ -82,12 +82,23 @@ pub(crate) fn read(dir: &Path) -> Read {
 
 fn replay(dir: &Path) -> Result<Read, String> {
     let log = dir.join("_delta_log");
-    let (commits, checkpoint) = listing(&log)?;
+    let Listing {
+        commits,
+        checkpoint,
+        newest: spoken,
+    } = listing(&log)?;
     let Some(&newest) = commits.last() else {
         return Ok(Read::Declined("no commit".into()));
     };
+    // A newer version known only from a checkpoint, a compacted range or a hint (its commit
+    // cleaned up or not yet there) would be missed: the table would be read as it was before.
+    if let Some(spoken) = spoken.filter(|&v| v > newest) {
+        return Ok(Read::Declined(format!(
+            "version {spoken} is in the log but its commit is not (newest commit {newest})"
+        )));
+    }
     let mut state = Replay::default();
-    let from = match checkpoint.filter(|&c| c <= newest) {
+    let from = match checkpoint {
         Some(version) => {
             let path = log.join(format!("{version:020}.checkpoint.parquet"));
             checkpoint_into(&path, &mut state)
@@ -149,14 +160,36 @@ fn declined(state: &Replay) -> Option<String> {
     None
 }
 
-/// The log's commit versions, ascending, and its newest classic single-file checkpoint.
-fn listing(log: &Path) -> Result<(Vec<u64>, Option<u64>), String> {
+/// What the log's directory holds.
+struct Listing {
+    /// Commit versions, ascending.
+    commits: Vec<u64>,
+    /// The newest classic single-file checkpoint.
+    checkpoint: Option<u64>,
+    /// The newest version any log file speaks for: a commit, a checkpoint of any kind, a
+    /// compacted range's end, a checksum file, `_last_checkpoint`.
+    newest: Option<u64>,
+}
+
+fn listing(log: &Path) -> Result<Listing, String> {
     let entries = std::fs::read_dir(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let (mut commits, mut checkpoint) = (Vec::new(), None);
+    let mut found = Listing {
+        commits: Vec::new(),
+        checkpoint: None,
+        newest: None,
+    };
     for entry in entries {
         let entry = entry.map_err(|e| format!("{}: {e}", log.display()))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name == "_last_checkpoint" {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let hint: Option<u64> = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("version")?.as_u64());
+            found.newest = found.newest.max(hint);
+            continue;
+        }
         let Some((digits, rest)) = name.split_at_checked(20) else {
             continue;
         };
@@ -164,13 +197,21 @@ fn listing(log: &Path) -> Result<(Vec<u64>, Option<u64>), String> {
             continue;
         };
         match rest {
-            ".json" => commits.push(version),
-            ".checkpoint.parquet" => checkpoint = checkpoint.max(Some(version)),
+            ".json" => found.commits.push(version),
+            ".checkpoint.parquet" => found.checkpoint = found.checkpoint.max(Some(version)),
             _ => {}
         }
+        // `x.y.compacted.json` speaks for versions up to y.
+        let speaks_for = rest
+            .strip_prefix('.')
+            .and_then(|r| r.split_at_checked(20))
+            .filter(|(_, tail)| tail.starts_with('.'))
+            .and_then(|(end, _)| end.parse::<u64>().ok())
+            .unwrap_or(version);
+        found.newest = found.newest.max(Some(speaks_for.max(version)));
     }
-    commits.sort_unstable();
-    Ok((commits, checkpoint))
+    found.commits.sort_unstable();
+    Ok(found)
 }
 
 /// Reads a checkpoint's `add`, `metaData` and `protocol` columns into `state`.

@@ -149,10 +149,19 @@ fn file(
         version: None,
     });
     let partition = |field: &FieldRef| -> Result<ScalarValue, String> {
-        match active.partition_values.get(field.name()).cloned().flatten() {
+        // Delta writes a null partition value as null or as an empty string.
+        let text = active.partition_values.get(field.name()).cloned().flatten();
+        match text.filter(|t| !t.is_empty()) {
             Some(text) => ScalarValue::try_from_string(text.clone(), field.data_type())
                 .map_err(|e| format!("partition value {}={text}: {e}", field.name())),
-            None => ScalarValue::try_from(field.data_type()).map_err(|e| e.to_string()),
+            None if field.is_nullable() => {
+                ScalarValue::try_from(field.data_type()).map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "file {}: null value of partition column {}, which is not nullable",
+                active.path,
+                field.name()
+            )),
         }
     };
     file.partition_values = partition_fields
@@ -194,9 +203,11 @@ fn statistics(
             // Other types (decimals, nested) are not compared by the lists: no bound.
             _ => return Precision::Absent,
         }
-        ScalarValue::try_from_string(text, field.data_type())
-            .map(Precision::Exact)
-            .unwrap_or(Precision::Absent)
+        match ScalarValue::try_from_string(text, field.data_type()) {
+            Ok(value) if which == "maxValues" => widened(value),
+            Ok(value) => Precision::Exact(value),
+            Err(_) => Precision::Absent,
+        }
     };
     let partitions: HashMap<&str, &ScalarValue> = partition_fields
         .iter()
@@ -224,6 +235,23 @@ fn statistics(
         num_rows: Precision::Absent,
         total_byte_size: Precision::Absent,
         column_statistics,
+    }
+}
+
+/// A maximum as a bound: the log writes timestamps cut to the millisecond, so a file's greatest
+/// timestamp may be up to a millisecond less one unit above the one written.
+fn widened(max: ScalarValue) -> Precision<ScalarValue> {
+    match max {
+        ScalarValue::TimestampMicrosecond(Some(v), tz) => Precision::Exact(
+            ScalarValue::TimestampMicrosecond(Some(v.saturating_add(999)), tz),
+        ),
+        ScalarValue::TimestampNanosecond(Some(v), tz) => Precision::Exact(
+            ScalarValue::TimestampNanosecond(Some(v.saturating_add(999_999)), tz),
+        ),
+        ScalarValue::TimestampMillisecond(..) => Precision::Exact(max),
+        // Seconds would be cut further: no bound.
+        ScalarValue::TimestampSecond(..) => Precision::Absent,
+        other => Precision::Exact(other),
     }
 }
 
