@@ -384,16 +384,7 @@ fn commit_into(text: &str, state: &mut Replay) -> Result<(), String> {
                 .get("schemaString")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            state.partition_columns = meta
-                .get("partitionColumns")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            state.partition_columns = texts_of(meta.get("partitionColumns"));
             state.column_mapping = meta
                 .pointer("/configuration/delta.columnMapping.mode")
                 .and_then(Value::as_str)
@@ -405,17 +396,21 @@ fn commit_into(text: &str, state: &mut Replay) -> Result<(), String> {
                 .and_then(Value::as_i64)
                 .and_then(|v| i32::try_from(v).ok())
                 .unwrap_or(i32::MAX);
-            state.reader_features = protocol
-                .get("readerFeatures")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            state.reader_features = texts_of(protocol.get("readerFeatures"));
         }
     }
     Ok(())
+}
+
+/// The text items of a JSON array (none if it is not one).
+fn texts_of(array: Option<&Value>) -> Vec<String> {
+    array
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
