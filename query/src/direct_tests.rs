@@ -177,12 +177,27 @@ async fn the_log_read_directly_gives_what_deltalake_gives() {
         .unwrap()
         .into_optimized_plan()
         .unwrap();
-    let scan_filters = scan_filters(&filters);
-    let chosen = quick.chosen(&ctx.state(), &scan_filters).unwrap();
+    let pushed = scan_filters(&filters);
+    let chosen = quick.chosen(&ctx.state(), &pushed).unwrap();
     let all = quick.chosen(&ctx.state(), &[]).unwrap();
     assert!(
         !chosen.is_empty() && chosen.len() < all.len() / 2,
         "{} of {} files chosen",
+        chosen.len(),
+        all.len()
+    );
+    // A column only the last write has: the files without its bounds are kept, the others
+    // still chosen by theirs.
+    let plan = ctx
+        .sql("SELECT person_id FROM person WHERE status = 'zzz'")
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let chosen = quick.chosen(&ctx.state(), &scan_filters(&plan)).unwrap();
+    assert!(
+        !chosen.is_empty() && chosen.len() < all.len(),
+        "{} of {} files chosen for a status no file holds",
         chosen.len(),
         all.len()
     );
@@ -317,6 +332,53 @@ fn a_log_it_cannot_read_with_certainty_is_left_to_deltalake() {
     )
     .unwrap();
     assert!(declined(dir.path()).contains("not all in the log"));
+
+    // A version newer than the newest commit, known from another kind of log file; a
+    // writer's temporary file is not one.
+    for (name, declines) in [
+        (
+            "00000000000000000000.00000000000000000003.compacted.json",
+            true,
+        ),
+        (
+            "00000000000000000003.checkpoint.0000000001.0000000002.parquet",
+            true,
+        ),
+        (
+            "00000000000000000003.checkpoint.80a083e8-7026-4e79-81be-64bd76c43a11.parquet",
+            true,
+        ),
+        ("00000000000000000003.crc", true),
+        ("_last_checkpoint", true),
+        ("00000000000000000003.json.tmp", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        log(dir.path(), &[&first]);
+        let text = if name == "_last_checkpoint" {
+            r#"{"version":3,"size":1}"#
+        } else {
+            ""
+        };
+        std::fs::write(dir.path().join("_delta_log").join(name), text).unwrap();
+        match read(dir.path()) {
+            Read::Declined(reason) => {
+                assert!(
+                    declines && reason.contains("its commit is not"),
+                    "{name}: {reason}"
+                )
+            }
+            Read::Snapshot(_) => assert!(!declines, "{name} read"),
+        }
+    }
+
+    // An add without its size.
+    let dir = tempfile::tempdir().unwrap();
+    let sizeless = add.replace(r#""size":10,"#, "");
+    log(
+        dir.path(),
+        &[&format!("{PROTOCOL_1}\n{METADATA}\n{sizeless}")],
+    );
+    assert!(declined(dir.path()).contains("without a size"));
 
     // No log at all: `deltalake` says there is no table.
     let dir = tempfile::tempdir().unwrap();

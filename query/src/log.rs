@@ -199,7 +199,13 @@ fn listing(log: &Path) -> Result<Listing, String> {
         match rest {
             ".json" => found.commits.push(version),
             ".checkpoint.parquet" => found.checkpoint = found.checkpoint.max(Some(version)),
-            _ => {}
+            // Checkpoints of other kinds, checksums, compacted ranges; not a writer's
+            // temporary file (`N.json.tmp`, `N.json#1`).
+            _ if rest.starts_with(".checkpoint.") && rest.ends_with(".parquet") => {}
+            _ if rest.starts_with(".checkpoint.") && rest.ends_with(".json") => {}
+            ".crc" => {}
+            _ if rest.ends_with(".compacted.json") => {}
+            _ => continue,
         }
         // `x.y.compacted.json` speaks for versions up to y.
         let speaks_for = rest
@@ -364,7 +370,10 @@ fn commit_into(text: &str, state: &mut Replay) -> Result<(), String> {
                 .ok_or("an add without a path")?;
             let file = ActiveFile {
                 path: path.to_owned(),
-                size: add.get("size").and_then(Value::as_u64).unwrap_or(0),
+                size: add
+                    .get("size")
+                    .and_then(Value::as_u64)
+                    .ok_or("an add without a size")?,
                 partition_values: add
                     .get("partitionValues")
                     .and_then(Value::as_object)

@@ -193,7 +193,7 @@ fn statistics(
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Bool(b)) => b.to_string(),
-            _ => return Precision::Absent,
+            _ => return unknown(field),
         };
         match field.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Date32 => {}
@@ -201,12 +201,12 @@ fn statistics(
             DataType::Float32 | DataType::Float64 | DataType::Boolean => {}
             DataType::Timestamp(_, _) => {}
             // Other types (decimals, nested) are not compared by the lists: no bound.
-            _ => return Precision::Absent,
+            _ => return unknown(field),
         }
         match ScalarValue::try_from_string(text, field.data_type()) {
-            Ok(value) if which == "maxValues" => widened(value),
+            Ok(value) if which == "maxValues" => widened(value).unwrap_or_else(|| unknown(field)),
             Ok(value) => Precision::Exact(value),
-            Err(_) => Precision::Absent,
+            Err(_) => unknown(field),
         }
     };
     let partitions: HashMap<&str, &ScalarValue> = partition_fields
@@ -223,7 +223,11 @@ fn statistics(
                 max_value: Precision::Exact((*value).clone()),
                 ..ColumnStatistics::new_unknown()
             },
-            Some(_) => ColumnStatistics::new_unknown(),
+            Some(_) => ColumnStatistics {
+                min_value: unknown(field),
+                max_value: unknown(field),
+                ..ColumnStatistics::new_unknown()
+            },
             None => ColumnStatistics {
                 min_value: bound("minValues", field),
                 max_value: bound("maxValues", field),
@@ -238,21 +242,29 @@ fn statistics(
     }
 }
 
+/// A bound not known for one file: a null of the column's type. DataFusion reads a null bound
+/// as unknown and keeps the file; an absent one would make the whole column unusable for
+/// choosing among the files.
+fn unknown(field: &Field) -> Precision<ScalarValue> {
+    ScalarValue::try_from(field.data_type())
+        .map(Precision::Exact)
+        .unwrap_or(Precision::Absent)
+}
+
 /// A maximum as a bound: the log writes timestamps cut to the millisecond, so a file's greatest
-/// timestamp may be up to a millisecond less one unit above the one written.
-fn widened(max: ScalarValue) -> Precision<ScalarValue> {
-    match max {
-        ScalarValue::TimestampMicrosecond(Some(v), tz) => Precision::Exact(
-            ScalarValue::TimestampMicrosecond(Some(v.saturating_add(999)), tz),
-        ),
-        ScalarValue::TimestampNanosecond(Some(v), tz) => Precision::Exact(
-            ScalarValue::TimestampNanosecond(Some(v.saturating_add(999_999)), tz),
-        ),
-        ScalarValue::TimestampMillisecond(..) => Precision::Exact(max),
-        // Seconds would be cut further: no bound.
-        ScalarValue::TimestampSecond(..) => Precision::Absent,
-        other => Precision::Exact(other),
-    }
+/// timestamp may be up to a millisecond less one unit above the one written. `None`: no bound.
+fn widened(max: ScalarValue) -> Option<Precision<ScalarValue>> {
+    Some(Precision::Exact(match max {
+        ScalarValue::TimestampMicrosecond(Some(v), tz) => {
+            ScalarValue::TimestampMicrosecond(Some(v.saturating_add(999)), tz)
+        }
+        ScalarValue::TimestampNanosecond(Some(v), tz) => {
+            ScalarValue::TimestampNanosecond(Some(v.saturating_add(999_999)), tz)
+        }
+        // Seconds would be cut further.
+        ScalarValue::TimestampSecond(..) => return None,
+        other => other,
+    }))
 }
 
 impl QuickTable {
