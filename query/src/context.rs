@@ -33,11 +33,15 @@ pub fn lake_url(location: &str) -> Result<Url, QueryError> {
     Ok(url)
 }
 
+/// Where a table is in the lake.
+fn table_url(lake: &Url, table: &Table) -> Url {
+    lake.join(&format!("{}/", table.name))
+        .expect("a table name is a valid path segment")
+}
+
 /// Opens one table.
 pub async fn open_table(lake: &Url, table: &'static Table) -> Result<DeltaTable, QueryError> {
-    let url = lake
-        .join(&format!("{}/", table.name))
-        .expect("a table name is a valid path segment");
+    let url = table_url(lake, table);
     deltalake::open_table(url.clone())
         .await
         .map_err(|e| QueryError::Table {
@@ -182,9 +186,7 @@ enum Opened {
 /// only `deltalake` reads; otherwise (and on other storage) with `deltalake`.
 async fn provider(lake: &Url, table: &'static Table, reader: Reader) -> Result<Opened, QueryError> {
     if lake.scheme() == "file" && reader == Reader::Direct {
-        let url = lake
-            .join(&format!("{}/", table.name))
-            .expect("a table name is a valid path segment");
+        let url = table_url(lake, table);
         let read = tokio::task::spawn_blocking(move || crate::quick::open(&url)).await;
         match read {
             Ok(Ok(quick)) => return Ok(Opened::Quick(quick)),

@@ -218,14 +218,10 @@ fn statistics(
         .fields()
         .iter()
         .map(|field| match partitions.get(field.name().as_str()) {
-            Some(value) if !value.is_null() => ColumnStatistics {
+            // A null partition value is a null of the column's type: unknown.
+            Some(value) => ColumnStatistics {
                 min_value: Precision::Exact((*value).clone()),
                 max_value: Precision::Exact((*value).clone()),
-                ..ColumnStatistics::new_unknown()
-            },
-            Some(_) => ColumnStatistics {
-                min_value: unknown(field),
-                max_value: unknown(field),
                 ..ColumnStatistics::new_unknown()
             },
             None => ColumnStatistics {
